@@ -1,0 +1,1 @@
+"""gd_torch: gradient descent, taught and run on PyTorch, Lightning and TensorBoard."""

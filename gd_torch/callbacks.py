@@ -1,0 +1,168 @@
+"""Small, independent Lightning callbacks: TensorBoard scalars, the article's table, the run summary.
+
+Each one reads what it needs from the trainer and the module; none depends on another or on the
+order callbacks run in. All of them run after the optimizer step of a batch, so "step k" below is
+the k-th update (k = 0, 1, ...), the loss is the one computed *before* it and the parameters are
+the ones *after* it, exactly as in the article's table.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+
+def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
+    """The model's one-element parameters by name (``intercept``, ``slope``, ...)."""
+    return {
+        name: p
+        for name, p in module.named_parameters()
+        if p.numel() == 1 and (p.requires_grad or not trainable_only)
+    }
+
+
+def completed_step(trainer: pl.Trainer) -> int:
+    """Index k of the optimizer update that just ran (``global_step`` counts them from 1)."""
+    return trainer.global_step - 1
+
+
+class TensorBoardScalars(pl.Callback):
+    """Writes ``train/loss`` and ``params/<name>`` to TensorBoard at every optimizer step.
+
+    The values stay on the device and are written every ``flush_every`` steps (and at the end), so
+    logging forces no per-step device sync, yet TensorBoard gets one point for every step. Lightning's
+    ``self.log`` would cost several times a plain loop here and drops steps between
+    ``log_every_n_steps``.
+    """
+
+    def __init__(self, flush_every: int = 100) -> None:
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+        self.flush_every = flush_every
+        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._last_step = -1
+
+    def _writer(self, trainer: pl.Trainer):
+        return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._tags = ["train/loss"] + [f"params/{name}" for name in scalar_parameters(pl_module.model)]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = completed_step(trainer)
+        if step == self._last_step:  # no update on this batch (gradient accumulation)
+            return
+        self._last_step = step
+        params = scalar_parameters(pl_module.model).values()
+        values = torch.stack([outputs["loss"].detach(), *(p.detach().reshape(()) for p in params)])
+        self._pending.append((step, values))
+        if len(self._pending) >= self.flush_every:
+            self._flush(trainer)
+
+    def _flush(self, trainer: pl.Trainer) -> None:
+        writer = self._writer(trainer)
+        if not self._pending or writer is None:
+            self._pending.clear()
+            return
+        steps = [step for step, _ in self._pending]
+        rows = torch.stack([values for _, values in self._pending]).tolist()  # one device sync
+        self._pending.clear()
+        for step, row in zip(steps, rows, strict=True):
+            for tag, value in zip(self._tags, row, strict=True):
+                writer.add_scalar(tag, value, step)
+        writer.flush()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._flush(trainer)  # keep the steps that did run
+
+
+class ArticleTable(pl.Callback):
+    """Prints one row per step in the article's format: ``Step  0 | b = 9.1000 | loss = 405.00``.
+
+    Shows every learnable scalar parameter, named by ``symbols`` (the article calls the intercept
+    ``b`` and the slope ``m``); other parameters keep their own names.
+    """
+
+    def __init__(self, symbols: dict[str, str] | None = None) -> None:
+        self.symbols = {"slope": "m", "intercept": "b"} if symbols is None else symbols
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not trainer.is_global_zero:
+            return
+        params = scalar_parameters(pl_module.model, trainable_only=True)
+        columns = [f"{self.symbols.get(name, name)} = {p.item():.4f}" for name, p in params.items()]
+        loss = outputs["loss"].item()
+        print(" | ".join([f"Step {completed_step(trainer):2d}", *columns, f"loss = {loss:.2f}"]), flush=True)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _stop_reason(trainer: pl.Trainer) -> str:
+    if trainer.interrupted:
+        return "interrupted"
+    if 0 <= trainer.max_steps <= trainer.global_step:
+        return "max_steps"
+    return "max_epochs"
+
+
+class RunSummary(pl.Callback):
+    """Says where training runs, then sums the run up on the console and in ``summary.json``.
+
+    ``final_loss`` is measured at the final parameters over all points (the last logged loss is
+    one update older). The DataModule provides them as ``points``.
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+        if trainer.is_global_zero:
+            print(f"Training on {_device_name(pl_module.device)}", flush=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = time.perf_counter() - self._start
+        with torch.no_grad():
+            final_loss = pl_module.loss(*trainer.datamodule.points).item()
+        summary: dict[str, Any] = {
+            "steps": trainer.global_step,
+            "params": {name: p.item() for name, p in scalar_parameters(pl_module.model).items()},
+            "final_loss": final_loss,
+            "stop_reason": _stop_reason(trainer),
+            "device": str(pl_module.device),
+            "seconds": round(seconds, 3),
+        }
+        if not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.log_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(self.format(summary, pl_module, run_dir), flush=True)
+
+    @staticmethod
+    def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path) -> str:
+        trainable = scalar_parameters(pl_module.model, trainable_only=True)
+        params = ", ".join(
+            f"{name} = {value:.6g} ({'learned' if name in trainable else 'frozen'})"
+            for name, value in summary["params"].items()
+        )
+        return "\n".join(
+            [
+                f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
+                f" on {_device_name(pl_module.device)}",
+                f"  parameters: {params}",
+                f"  final loss: {summary['final_loss']:.6g} (at the final parameters)",
+                f"  run directory: {run_dir}",
+                f"  view it: tensorboard --logdir {run_dir}",
+            ]
+        )

@@ -1,0 +1,8 @@
+"""Train from a config: python scripts/train.py --config configs/article.yaml"""
+
+import sys
+
+from gd_torch.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Shared helpers: run the command in this process or as a real one, and read what it wrote."""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gd_torch.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+ARTICLE = REPO / "configs" / "article.yaml"
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+    save_dir: Path
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return sorted(self.save_dir.glob("*/version_*"))
+
+    @property
+    def run_dir(self) -> Path:
+        (only,) = self.run_dirs
+        return only
+
+    @property
+    def summary(self) -> dict:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+    @property
+    def table(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith("Step ")]
+
+    def scalars(self, tag: str) -> list[tuple[int, float]]:
+        """(step, value) of every point of ``tag``, read with TensorBoard's own reader."""
+        events = EventAccumulator(str(self.run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        return [(e.step, e.value) for e in events.Scalars(tag)]
+
+    def tags(self) -> list[str]:
+        events = EventAccumulator(str(self.run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        return sorted(events.Tags()["scalars"])
+
+
+@pytest.fixture(autouse=True)
+def no_pytest_argv(monkeypatch):
+    """``main(argv)`` is called in-process; Lightning warns if sys.argv holds other arguments."""
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+
+
+@pytest.fixture
+def train(tmp_path, capsys):
+    """Run ``main`` in this process with output under ``tmp_path``: ``train("--model.x", "1", ...)``."""
+
+    def run(*args: str, config: Path | None = ARTICLE) -> Run:
+        argv = (["--config", str(config)] if config else []) + list(args)
+        argv += ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return Run(code, out, err, tmp_path)
+
+    return run
+
+
+def run_command(*args: str, save_dir: Path, timeout: float = 120) -> Run:
+    """Run ``python scripts/train.py`` as a real process, as a user would."""
+    argv = [sys.executable, str(REPO / "scripts" / "train.py"), *args]
+    argv += ["--trainer.logger.init_args.save_dir", str(save_dir)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return Run(done.returncode, done.stdout, done.stderr, save_dir)
