@@ -12,6 +12,9 @@ _INAPPLICABLE_INFO = (
     ("lightning.pytorch.utilities.rank_zero", "💡 Tip: For seamless cloud logging"),
     # No TPU here; the line beside it still says whether a GPU is available and used.
     ("lightning.pytorch.utilities.rank_zero", "TPU available: False"),
+    # Advice to trade float32 matmul precision for speed (TF32): runs here must match the CPU and
+    # float64 references, and a line has no matmul. A model that wants TF32 sets it explicitly.
+    ("lightning.fabric.utilities.rank_zero", "You are using a CUDA device"),
 )
 
 # (category, message regex) of warnings raised inside the frameworks, not by the user's setup.

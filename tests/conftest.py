@@ -15,20 +15,25 @@ REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "configs" / "article.yaml"
 
 
+def run_dirs(save_dir: Path) -> list[Path]:
+    return sorted(save_dir.glob("*/version_*"))
+
+
 @dataclass
 class Run:
     exit_code: int
     stdout: str
     stderr: str
     save_dir: Path
+    made: list[Path]  # the run directories this run created
 
     @property
     def run_dirs(self) -> list[Path]:
-        return sorted(self.save_dir.glob("*/version_*"))
+        return run_dirs(self.save_dir)
 
     @property
     def run_dir(self) -> Path:
-        (only,) = self.run_dirs
+        (only,) = self.made
         return only
 
     @property
@@ -64,9 +69,10 @@ def train(tmp_path, capsys):
     def run(*args: str, config: Path | None = ARTICLE) -> Run:
         argv = (["--config", str(config)] if config else []) + list(args)
         argv += ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+        earlier = run_dirs(tmp_path)
         code = main(argv)
         out, err = capsys.readouterr()
-        return Run(code, out, err, tmp_path)
+        return Run(code, out, err, tmp_path, [d for d in run_dirs(tmp_path) if d not in earlier])
 
     return run
 
@@ -75,5 +81,7 @@ def run_command(*args: str, save_dir: Path, timeout: float = 120) -> Run:
     """Run ``python scripts/train.py`` as a real process, as a user would."""
     argv = [sys.executable, str(REPO / "scripts" / "train.py"), *args]
     argv += ["--trainer.logger.init_args.save_dir", str(save_dir)]
+    earlier = run_dirs(save_dir)
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    return Run(done.returncode, done.stdout, done.stderr, save_dir)
+    made = [d for d in run_dirs(save_dir) if d not in earlier]
+    return Run(done.returncode, done.stdout, done.stderr, save_dir, made)

@@ -1,0 +1,51 @@
+"""Where the data lives: every step trains on the very tensors the DataModule put on the device (no
+per-step copy, no collation), and on a GPU the article follows the CPU's trajectory."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+ACCELERATORS = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+class BatchSpy(pl.Callback):
+    """Records, at every step, whether the batch is the DataModule's own tensors on the device."""
+
+    seen: list[tuple[bool, str]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        x, y = trainer.datamodule.points
+        same = batch[0].data_ptr() == x.data_ptr() and batch[1].data_ptr() == y.data_ptr()
+        BatchSpy.seen.append((same, str(batch[0].device)))
+
+
+def needs(accelerator: str) -> None:
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+
+
+@pytest.mark.parametrize("accelerator", ACCELERATORS)
+def test_every_step_uses_the_same_on_device_tensors(train, accelerator):
+    needs(accelerator)
+    BatchSpy.seen = []
+    run = train("--trainer.accelerator", accelerator, "--trainer.callbacks+=test_device.BatchSpy")
+    assert run.exit_code == 0, run.stderr
+    device = "cuda:0" if accelerator == "cuda" else "cpu"
+    assert BatchSpy.seen == [(True, device)] * 30
+    assert run.summary["device"] == device
+
+
+@pytest.mark.cuda
+def test_article_on_cuda_follows_the_cpu(train):
+    needs("cuda")
+    gpu = train()  # accelerator: auto picks the GPU
+    assert gpu.exit_code == 0, gpu.stderr
+    assert gpu.stdout.startswith("Training on cuda:0 (")
+    cpu = train("--trainer.accelerator", "cpu")
+    assert cpu.exit_code == 0, cpu.stderr
+    assert gpu.table == cpu.table
+    for tag in ("train/loss", "params/intercept"):
+        assert [s for s, _ in gpu.scalars(tag)] == [s for s, _ in cpu.scalars(tag)] == list(range(30))
+        gpu_values = [v for _, v in gpu.scalars(tag)]
+        cpu_values = [v for _, v in cpu.scalars(tag)]
+        assert gpu_values == pytest.approx(cpu_values, rel=1e-6)
