@@ -6,15 +6,18 @@ Anything not listed here still shows: a warning that does apply must reach the u
 import logging
 import warnings
 
-# (logger, message prefix) of Lightning's info lines that say nothing about these runs.
+# Lightning's rank-zero info lines go through whichever of these loggers was set up last.
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+# Beginnings of Lightning info lines that say nothing about these runs.
 _INAPPLICABLE_INFO = (
     # An advertisement, not a diagnosis.
-    ("lightning.pytorch.utilities.rank_zero", "💡 Tip: For seamless cloud logging"),
+    "💡 Tip: For seamless cloud logging",
     # No TPU here; the line beside it still says whether a GPU is available and used.
-    ("lightning.pytorch.utilities.rank_zero", "TPU available: False"),
+    "TPU available: False",
     # Advice to trade float32 matmul precision for speed (TF32): runs here must match the CPU and
     # float64 references, and a line has no matmul. A model that wants TF32 sets it explicitly.
-    ("lightning.fabric.utilities.rank_zero", "You are using a CUDA device"),
+    "You are using a CUDA device",
 )
 
 # (category, message regex) of warnings raised inside the frameworks, not by the user's setup.
@@ -24,22 +27,15 @@ _INAPPLICABLE_WARNINGS = (
 )
 
 
-class _DropPrefixes(logging.Filter):
-    def __init__(self, prefixes: list[str]) -> None:
-        super().__init__()
-        self.prefixes = tuple(prefixes)
-
+class _DropInapplicable(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefixes)
+        return not record.getMessage().startswith(_INAPPLICABLE_INFO)
 
 
 def silence_inapplicable_warnings() -> None:
-    loggers: dict[str, list[str]] = {}
-    for name, prefix in _INAPPLICABLE_INFO:
-        loggers.setdefault(name, []).append(prefix)
-    for name, prefixes in loggers.items():
+    for name in _RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropPrefixes) for f in logger.filters):  # main() may run many times
-            logger.addFilter(_DropPrefixes(prefixes))
+        if not any(isinstance(f, _DropInapplicable) for f in logger.filters):  # main() may run many times
+            logger.addFilter(_DropInapplicable())
     for category, message in _INAPPLICABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)

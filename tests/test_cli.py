@@ -95,3 +95,18 @@ def test_accelerator_cpu_forces_the_cpu(train):
     assert run.exit_code == 0
     assert run.stdout.splitlines()[0] == "Training on cpu"
     assert run.summary["device"] == "cpu"
+
+
+def test_only_inapplicable_framework_notices_are_silenced(caplog):
+    import logging
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from gd_torch.quiet import silence_inapplicable_warnings
+
+    silence_inapplicable_warnings()
+    with caplog.at_level(logging.INFO):
+        rank_zero_info("TPU available: False, using: 0 TPU cores")
+        rank_zero_info("You are using a CUDA device ('X') that has Tensor Cores. To properly ...")
+        rank_zero_info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
