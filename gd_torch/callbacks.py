@@ -7,6 +7,7 @@ the ones *after* it, exactly as in the article's table.
 """
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+
+from gd_torch.stopping import stop_reason
 
 
 def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
@@ -104,18 +107,19 @@ class ArticleTable(pl.Callback):
         print(" | ".join([f"Step {completed_step(trainer):2d}", *columns, f"loss = {loss:.2f}"]), flush=True)
 
 
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity: a value that blew up is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def _number(value: float | None) -> str:
+    return "not finite" if value is None else f"{value:.6g}"
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
-
-
-def _stop_reason(trainer: pl.Trainer) -> str:
-    if trainer.interrupted:
-        return "interrupted"
-    if 0 <= trainer.max_steps <= trainer.global_step:
-        return "max_steps"
-    return "max_epochs"
 
 
 class RunSummary(pl.Callback):
@@ -131,14 +135,28 @@ class RunSummary(pl.Callback):
             print(f"Training on {_device_name(pl_module.device)}", flush=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, pl_module, stop_reason(trainer))
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            reason = "interrupted"
+        else:
+            reason = getattr(exception, "stop_reason", "failed")
+        self._write(trainer, pl_module, reason)
+
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
         seconds = time.perf_counter() - self._start
         with torch.no_grad():
             final_loss = pl_module.loss(*trainer.datamodule.points).item()
         summary: dict[str, Any] = {
             "steps": trainer.global_step,
-            "params": {name: p.item() for name, p in scalar_parameters(pl_module.model).items()},
-            "final_loss": final_loss,
-            "stop_reason": _stop_reason(trainer),
+            "params": {
+                name: finite_or_none(p.item()) for name, p in scalar_parameters(pl_module.model).items()
+            },
+            "final_loss": finite_or_none(final_loss),
+            "stop_reason": reason,
             "device": str(pl_module.device),
             "seconds": round(seconds, 3),
         }
@@ -153,7 +171,7 @@ class RunSummary(pl.Callback):
     def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path) -> str:
         trainable = scalar_parameters(pl_module.model, trainable_only=True)
         params = ", ".join(
-            f"{name} = {value:.6g} ({'learned' if name in trainable else 'frozen'})"
+            f"{name} = {_number(value)} ({'learned' if name in trainable else 'frozen'})"
             for name, value in summary["params"].items()
         )
         return "\n".join(
@@ -161,7 +179,7 @@ class RunSummary(pl.Callback):
                 f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
                 f" on {_device_name(pl_module.device)}",
                 f"  parameters: {params}",
-                f"  final loss: {summary['final_loss']:.6g} (at the final parameters)",
+                f"  final loss: {_number(summary['final_loss'])} (at the final parameters)",
                 f"  run directory: {run_dir}",
                 f"  view it: tensorboard --logdir {run_dir}",
             ]

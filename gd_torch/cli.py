@@ -2,25 +2,32 @@
 
 LightningCLI builds the parser from the constructors' typed arguments, so every argument of the
 Trainer, the LightningModule, the injected model and the DataModule is a config key and a dotted
-flag. ``main`` returns the exit code: 0 trained, 2 the config or the data is invalid (nothing
-trained, no run directory), 1 training failed.
+flag. ``main`` returns the exit code: 0 trained, 1 training failed (or diverged), 2 the config or
+the data is invalid (nothing trained, no run directory), 130 interrupted by Ctrl-C.
 """
 
 import inspect
 import re
 import sys
+import traceback
+from pathlib import Path
 
+import torch
+import yaml
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch.callbacks import RunSummary, TensorBoardScalars
 from gd_torch.module import GradientDescent
 from gd_torch.quiet import silence_inapplicable_warnings
+from gd_torch.rundir import reserve_run_directory, why_not_writable
+from gd_torch.stopping import Diverged, Divergence, GracefulInterrupt, stop_reason
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class ConfigError(Exception):
@@ -31,6 +38,7 @@ def trainer_defaults() -> dict:
     return {
         "accelerator": "auto",  # CUDA when available, else the CPU
         "devices": 1,
+        "max_steps": 1000,  # Lightning's own default budget is 1000 epochs; a step is the unit here
         # Lightning's default of 50 would thin out anything a model logs with self.log.
         "log_every_n_steps": 1,
         "logger": {
@@ -41,6 +49,8 @@ def trainer_defaults() -> dict:
         "callbacks": [
             TensorBoardScalars(),
             RunSummary(),
+            Divergence(),
+            GracefulInterrupt(),
             # checkpoints/last.ckpt at the end; no per-epoch saves (an epoch is one step at full batch).
             ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=0),
         ],
@@ -60,11 +70,36 @@ class GradientDescentCLI(LightningCLI):
             run=False,
         )
 
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Resume from this checkpoint, e.g. runs/article/version_0/checkpoints/last.ckpt",
+        )
+
     def parse_arguments(self, parser, args) -> None:
+        for path in config_files(sys.argv[1:] if args is None else args):
+            check_yaml(path)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
-            raise ConfigError(one_line(str(error))) from None
+            raise ConfigError(plain_parser_message(str(error))) from None
+
+    def before_instantiate_classes(self) -> None:
+        trainer = self.config.trainer
+        if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
+            raise ConfigError(
+                f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}"
+            )
+        if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator is {trainer.accelerator!r} but no CUDA GPU is available here;"
+                " use 'auto' (CUDA when available, else the CPU) or 'cpu'"
+            )
+        ckpt_path = self.config.ckpt_path
+        if ckpt_path is not None and not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path: no checkpoint file at {ckpt_path}")
 
     def instantiate_classes(self) -> None:
         try:
@@ -77,6 +112,29 @@ class GradientDescentCLI(LightningCLI):
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:
             raise ConfigError(f"trainer: {one_line(str(error))}") from None
+
+    def after_instantiate_classes(self) -> None:
+        """Claim the run directory last, once everything else is known to be valid."""
+        logger = self.trainer.logger
+        if not isinstance(logger, TensorBoardLogger):
+            return
+        problem = why_not_writable(logger.save_dir)
+        if problem:
+            raise ConfigError(
+                f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}"
+            )
+        try:
+            reserve_run_directory(logger)
+        except FileExistsError:
+            raise ConfigError(
+                f"trainer.logger.init_args.version: {logger.log_dir} already exists;"
+                " earlier runs are never overwritten (leave version unset to take the next one)"
+            ) from None
+        except OSError as error:
+            raise ConfigError(
+                f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}:"
+                f" {error.strerror}: {error.filename}"
+            ) from None
 
     def explain(self, error: ValueError) -> str:
         """``model.learning_rate must be ...`` from a constructor's ``learning_rate must be ...``.
@@ -97,14 +155,67 @@ class GradientDescentCLI(LightningCLI):
         return f"{key}: {message}"
 
     def config_key_of(self, cls: type) -> str | None:
-        """Where ``cls`` is configured: ``model``, ``data.init_args``, ``model.model.init_args``..."""
+        """Where ``cls`` is configured: ``model``, ``data.init_args``, ``trainer.callbacks[1].init_args``."""
         if cls is self.model_class:
             return "model"
         class_path = f"{cls.__module__}.{cls.__qualname__}"
         for key, value in self.config.items():
             if key.endswith("class_path") and value == class_path:
                 return key.removesuffix("class_path") + "init_args"
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if getattr(item, "class_path", None) == class_path:
+                        return f"{key}[{i}].init_args"
         return None
+
+
+def config_files(argv: list[str]) -> list[str]:
+    """The files given with ``--config FILE``, ``--config=FILE`` or ``-c FILE``."""
+    files = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            files.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            files.append(arg.removeprefix("--config="))
+    return files
+
+
+def check_yaml(path: str) -> None:
+    """A missing file or a YAML syntax error, said with the file and the line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"--config: cannot read {path}: {error.strerror}") from None
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else path
+        problem = getattr(error, "problem", None) or one_line(str(error))
+        raise ConfigError(f"--config: invalid YAML in {where}: {problem}") from None
+
+
+def plain_parser_message(text: str) -> str:
+    """jsonargparse's message, less its machinery: the key path, the bad value, what was expected.
+
+    ``Parser key "data": Does not validate against any of the Union subtypes ... - Problem with given
+    class_path '...Points': Parser key "x": Expected a <class 'float'>. Got value: a`` becomes
+    ``data.init_args.x: expected float, got a``.
+    """
+    if "Union subtypes" in text:
+        key = re.match(r'Parser key "([^"]+)":\s*', text)
+        errors = text.split("Errors:", 1)[-1].split("Given value type:", 1)[0]
+        reasons = [r for r in re.split(r"\n\s*- ", errors)[1:] if "NoneType" not in r]
+        if reasons:
+            text = (f'Parser key "{key[1]}": ' if key else "") + reasons[0]
+    text = one_line(text)
+    nested = r'Parser key "([^"]+)": Problem with given class_path \'[^\']+\': Parser key "([^"]+)"'
+    while re.search(nested, text):
+        text = re.sub(nested, r'Parser key "\1.init_args.\2"', text)
+    text = re.sub(r'^Parser key "([^"]+)": ', r"\1: ", text)
+    text = re.sub(r"Expected a <class '(\w+)'>\. Got value: (.*)$", r"expected \1, got \2", text)
+    literal = r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$"
+    return re.sub(literal, r"expected one of \1, got \2", text)
 
 
 def raised_in_init_of(error: BaseException) -> type | None:
@@ -129,5 +240,25 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    trainer = cli.trainer
+    try:
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    except Diverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except SystemExit:
+        # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup.
+        if trainer.interrupted:
+            return EXIT_INTERRUPTED
+        raise
+    except Exception as error:
+        traceback.print_exc()
+        print(f"error: training failed: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    if stop_reason(trainer) == "interrupted":
+        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
+        if last:
+            config = Path(trainer.log_dir) / "config.yaml"
+            print(f"Interrupted. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
+        return EXIT_INTERRUPTED
     return EXIT_OK

@@ -24,6 +24,9 @@ _INAPPLICABLE_INFO = (
 _INAPPLICABLE_WARNINGS = (
     # Lightning's own batch flattening uses a torch API that newer torch deprecates.
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    # A resumed run writes to a new version directory by design, so the checkpoint callback's
+    # bookkeeping of the old directory is rightly not carried over.
+    (UserWarning, r"The dirpath has changed from"),
 )
 
 

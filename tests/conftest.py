@@ -66,9 +66,9 @@ def no_pytest_argv(monkeypatch):
 def train(tmp_path, capsys):
     """Run ``main`` in this process with output under ``tmp_path``: ``train("--model.x", "1", ...)``."""
 
-    def run(*args: str, config: Path | None = ARTICLE) -> Run:
+    def run(*args: str, config: Path | None = ARTICLE, save_dir: Path = tmp_path) -> Run:
         argv = (["--config", str(config)] if config else []) + list(args)
-        argv += ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+        argv += ["--trainer.logger.init_args.save_dir", str(save_dir)]
         earlier = run_dirs(tmp_path)
         code = main(argv)
         out, err = capsys.readouterr()
@@ -77,10 +77,15 @@ def train(tmp_path, capsys):
     return run
 
 
+def command(*args: str, save_dir: Path) -> list[str]:
+    """``python scripts/train.py ARGS`` with its runs under ``save_dir``."""
+    script = REPO / "scripts" / "train.py"
+    return [sys.executable, str(script), *args, "--trainer.logger.init_args.save_dir", str(save_dir)]
+
+
 def run_command(*args: str, save_dir: Path, timeout: float = 120) -> Run:
     """Run ``python scripts/train.py`` as a real process, as a user would."""
-    argv = [sys.executable, str(REPO / "scripts" / "train.py"), *args]
-    argv += ["--trainer.logger.init_args.save_dir", str(save_dir)]
+    argv = command(*args, save_dir=save_dir)
     earlier = run_dirs(save_dir)
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     made = [d for d in run_dirs(save_dir) if d not in earlier]

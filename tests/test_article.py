@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import ARTICLE, run_command
 
 ARTICLE_ROWS = (Path(__file__).parent / "article_table.txt").read_text().splitlines()

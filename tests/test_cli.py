@@ -3,6 +3,7 @@ errors with exit code 2 for bad input."""
 
 import pytest
 import yaml
+
 from conftest import ARTICLE
 from test_article import article_columns
 

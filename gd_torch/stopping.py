@@ -1,0 +1,124 @@
+"""Why training stops: the article's two rules (a step budget, a step that became very small),
+divergence, and Ctrl-C.
+
+A callback that stops training sets ``trainer.should_stop`` and its own ``stop_reason``; Lightning
+then ends the run cleanly after the current step (checkpoint, logs, summary). ``stop_reason(trainer)``
+reads the outcome, whichever callback decided it.
+"""
+
+import math
+import signal
+import threading
+
+import lightning.pytorch as pl
+
+from gd_torch.module import GradientDescent
+from gd_torch.stability import largest_stable_learning_rate
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """``converged``, ``interrupted``, ``max_steps`` or ``max_epochs``."""
+    for callback in trainer.callbacks:
+        reason = getattr(callback, "stop_reason", None)
+        if reason:
+            return reason
+    if 0 <= trainer.max_steps <= trainer.global_step:
+        return "max_steps"
+    return "max_epochs"
+
+
+class Convergence(pl.Callback):
+    """The article's "step size becomes very small": stops once the largest change of any parameter
+    in one step is below ``tolerance`` (0 = off)."""
+
+    def __init__(self, tolerance: float = 0.0) -> None:
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"tolerance must be a finite number >= 0 (0 = off), got {tolerance}")
+        self.tolerance = tolerance
+        self.stop_reason: str | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.tolerance:
+            self._before = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.tolerance:
+            return
+        after = [p.detach() for p in pl_module.parameters() if p.requires_grad]
+        step_size = max((a - b).abs().max() for a, b in zip(after, self._before, strict=True))
+        if step_size.item() < self.tolerance:
+            self.stop_reason = "converged"
+            trainer.should_stop = True
+
+
+class Diverged(RuntimeError):
+    """Training blew up; the message says where and, when it is known, which learning rate is stable."""
+
+    stop_reason = "diverged"
+
+
+class Divergence(pl.Callback):
+    """Stops with :class:`Diverged` when the loss is NaN or infinite, or more than ``max_growth``
+    times the loss of the first step: descent that works never climbs that far."""
+
+    def __init__(self, max_growth: float = 1e4) -> None:
+        if not max_growth > 1:
+            raise ValueError(f"max_growth must be > 1, got {max_growth}")
+        self.max_growth = max_growth
+        self._first_loss: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"].item()
+        if self._first_loss is None:
+            self._first_loss = loss
+        bound = self.max_growth * self._first_loss
+        if math.isfinite(loss) and not (self._first_loss > 0 and loss > bound):
+            return
+        step = trainer.global_step - 1
+        why = "not finite" if not math.isfinite(loss) else f"over {self.max_growth:g} x the first step's loss"
+        message = f"training diverged at step {step}: loss = {loss:.6g} ({why})."
+        points = getattr(trainer.datamodule, "points", None)
+        limit = None
+        if isinstance(pl_module, GradientDescent) and points:
+            limit = largest_stable_learning_rate(pl_module.model, points[0], pl_module.reduction)
+        if limit is not None:
+            message += (
+                f" For this data with reduction '{pl_module.reduction}', gradient descent on this line"
+                f" converges only for learning_rate < {limit:.6g}; got {pl_module.learning_rate:g}."
+            )
+        raise Diverged(message)
+
+    # The first loss travels in checkpoints: a resumed run keeps the same bound.
+    def state_dict(self) -> dict:
+        return {"first_loss": self._first_loss}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._first_loss = state_dict["first_loss"]
+
+
+class GracefulInterrupt(pl.Callback):
+    """Ctrl-C (SIGINT) ends training after the step in progress, as a normal end: the checkpoint is of
+    a completed step, so a resumed run continues exactly. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.stop_reason: str | None = None
+        self._requested = threading.Event()
+        self._previous = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum, frame) -> None:
+        self._requested.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts at once
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._requested.is_set():
+            self.stop_reason = "interrupted"
+            trainer.should_stop = True
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

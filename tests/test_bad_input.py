@@ -1,0 +1,127 @@
+"""Every kind of bad input ends the same way: exit code 2, one `error:` line on stderr naming the key
+or file, the bad value and what is allowed, no traceback, and no run directory."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import ARTICLE, REPO
+
+
+def article_with(tmp_path: Path, change) -> Path:
+    """A copy of a config with one edit: ``change(config_dict)``."""
+    config = yaml.safe_load(ARTICLE.read_text())
+    change(config)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def assert_clean_error(run, *words: str) -> str:
+    assert run.exit_code == 2, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, run.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert run.run_dirs == [], "a run directory was left behind"
+    assert "Step" not in run.stdout
+    return errors[0]
+
+
+def test_config_file_missing(train, tmp_path):
+    run = train(config=tmp_path / "nope.yaml")
+    assert_clean_error(run, "--config", "nope.yaml", "No such file")
+
+
+def test_yaml_syntax_error_names_file_and_line(train, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  learning_rate: 0.01\n  reduction: [sum\ntrainer: {}\n")
+    run = train(config=bad)
+    assert_clean_error(run, "bad.yaml", "line 4", "invalid YAML")
+
+
+def test_unknown_key(train, tmp_path):
+    config = article_with(tmp_path, lambda c: c["model"].update(lerning_rate=0.1))
+    assert_clean_error(train(config=config), "lerning_rate", "model")
+
+
+def test_unknown_flag(train):
+    assert_clean_error(train("--model.lerning_rate", "0.1"), "--model.lerning_rate")
+
+
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--trainer.max_steps", "many", ["trainer.max_steps", "many", "int"]),
+        ("--data.init_args.x", "[0, 1, a, 3, 4]", ["data.init_args.x", "got a", "float"]),
+        ("--model.model.init_args.slope", "steep", ["model.model.init_args.slope", "steep", "float"]),
+    ],
+)
+def test_wrong_type(train, flag, value, words):
+    assert_clean_error(train(flag, value), *words)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.01", ".inf", ".nan"])
+def test_learning_rate_must_be_positive_and_finite(train, value):
+    assert_clean_error(train("--model.learning_rate", value), "model.learning_rate", "> 0", "finite")
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_max_steps_must_be_at_least_one(train, value):
+    assert_clean_error(train("--trainer.max_steps", value), "trainer.max_steps", f"got {value}", ">= 1")
+
+
+def test_tolerance_must_not_be_negative(train):
+    run = train("--trainer.callbacks.tolerance=-1e-4", config=REPO / "configs" / "converge.yaml")
+    assert_clean_error(run, "trainer.callbacks[1].init_args.tolerance", "-0.0001", ">= 0")
+
+
+def test_reduction_must_be_mean_or_sum(train):
+    assert_clean_error(train("--model.reduction", "avg"), "model.reduction", "avg", "mean", "sum")
+
+
+def test_x_and_y_must_have_the_same_length(train):
+    run = train("--data.init_args.x", "[0, 1, 2]")
+    assert_clean_error(run, "data.init_args.x", "3 points", "y has 5", "same length")
+
+
+def test_no_points(train):
+    run = train("--data.init_args.x", "[]", "--data.init_args.y", "[]")
+    assert_clean_error(run, "data.init_args", "no points")
+
+
+@pytest.mark.parametrize("value, shown", [(".nan", "nan"), (".inf", "inf"), ("-.inf", "-inf")])
+def test_data_must_be_finite(train, value, shown):
+    run = train("--data.init_args.y", f"[1, 3, {value}, 7, 9]")
+    assert_clean_error(run, "data.init_args.y[2]", shown, "finite")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_gpu_asked_for_where_there_is_none(train, accelerator):
+    run = train("--trainer.accelerator", accelerator)
+    assert_clean_error(run, "trainer.accelerator", repr(accelerator), "no CUDA GPU", "'cpu'")
+
+
+def test_save_dir_that_cannot_be_written(train, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    run = train(save_dir=a_file / "runs")
+    assert_clean_error(run, "trainer.logger.init_args.save_dir", str(a_file), "not a directory")
+
+
+def test_checkpoint_that_does_not_exist(train, tmp_path):
+    run = train("--ckpt_path", str(tmp_path / "missing.ckpt"))
+    assert_clean_error(run, "ckpt_path", "missing.ckpt")
+
+
+def test_a_named_version_that_exists_is_not_overwritten(train, tmp_path):
+    first = train("--trainer.logger.init_args.version", "7")
+    assert first.exit_code == 0
+    summary = (first.run_dir / "summary.json").read_text()
+    run = train("--trainer.logger.init_args.version", "7")
+    assert run.exit_code == 2 and "already exists" in run.stderr and "never overwritten" in run.stderr
+    assert (first.run_dir / "summary.json").read_text() == summary
