@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch.callbacks import RunSummary, TensorBoardScalars
 from gd_torch.module import GradientDescent
-from gd_torch.quiet import silence_inapplicable_warnings
+from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.rundir import reserve_run_directory, why_not_writable
 from gd_torch.stopping import Diverged, Divergence, GracefulInterrupt, stop_reason
 
@@ -236,7 +236,8 @@ def one_line(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     silence_inapplicable_warnings()
     try:
-        cli = GradientDescentCLI(argv)
+        with held_back_until_valid():
+            cli = GradientDescentCLI(argv)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID

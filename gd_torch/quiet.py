@@ -5,9 +5,12 @@ Anything not listed here still shows: a warning that does apply must reach the u
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Lightning's rank-zero info lines go through whichever of these loggers was set up last.
 _RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 # Beginnings of Lightning info lines that say nothing about these runs.
 _INAPPLICABLE_INFO = (
@@ -42,3 +45,30 @@ def silence_inapplicable_warnings() -> None:
             logger.addFilter(_DropInapplicable())
     for category, message in _INAPPLICABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+@contextmanager
+def held_back_until_valid() -> Iterator[None]:
+    """Hold back Lightning's set-up notices ("Seed set to 0", "GPU available: ...") while the config
+    is checked: if it is invalid, the user sees the error line alone; if not, the notices follow."""
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            held.append(record)
+            return False
+
+    hold = Hold()
+    loggers = [logging.getLogger(name) for name in (*_RANK_ZERO_LOGGERS, _SEED_LOGGER)]
+    for logger in loggers:
+        logger.addFilter(hold)
+    try:
+        yield
+    except BaseException:
+        held.clear()
+        raise
+    finally:
+        for logger in loggers:
+            logger.removeFilter(hold)
+    for record in held:
+        logging.getLogger(record.name).handle(record)

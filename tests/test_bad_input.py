@@ -22,8 +22,8 @@ def article_with(tmp_path: Path, change) -> Path:
 def assert_clean_error(run, *words: str) -> str:
     assert run.exit_code == 2, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, run.stderr
+    errors = run.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), run.stderr
     for word in words:
         assert word in errors[0], errors[0]
     assert run.run_dirs == [], "a run directory was left behind"
