@@ -22,9 +22,7 @@ from gd_torch.stopping import stop_reason
 def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
     """The model's one-element parameters by name (``intercept``, ``slope``, ...)."""
     return {
-        name: p
-        for name, p in module.named_parameters()
-        if p.numel() == 1 and (p.requires_grad or not trainable_only)
+        name: p for name, p in module.named_parameters() if p.numel() == 1 and (p.requires_grad or not trainable_only)
     }
 
 
@@ -34,7 +32,9 @@ def completed_step(trainer: pl.Trainer) -> int:
 
 
 class TensorBoardScalars(pl.Callback):
-    """Writes ``train/loss`` and ``params/<name>`` to TensorBoard at every optimizer step.
+    """Writes to TensorBoard at every optimizer step k: ``train/loss``; ``params/<name>`` for each
+    scalar parameter; ``params/<name>/norm`` for each tensor parameter; and every ``histogram_every``
+    steps (0 = never) a histogram ``params/<name>`` of each tensor parameter.
 
     The values stay on the device and are written every ``flush_every`` steps (and at the end), so
     logging forces no per-step device sync, yet TensorBoard gets one point for every step. Lightning's
@@ -42,10 +42,13 @@ class TensorBoardScalars(pl.Callback):
     ``log_every_n_steps``.
     """
 
-    def __init__(self, flush_every: int = 100) -> None:
+    def __init__(self, flush_every: int = 100, histogram_every: int = 0) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+        if histogram_every < 0:
+            raise ValueError(f"histogram_every must be >= 0 (0 = never), got {histogram_every}")
         self.flush_every = flush_every
+        self.histogram_every = histogram_every
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._last_step = -1
 
@@ -53,18 +56,32 @@ class TensorBoardScalars(pl.Callback):
         return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._tags = ["train/loss"] + [f"params/{name}" for name in scalar_parameters(pl_module.model)]
+        named = list(pl_module.model.named_parameters())
+        self._scalars = [p for _, p in named if p.numel() == 1]
+        self._tensors = [(name, p) for name, p in named if p.numel() > 1]
+        self._tags = [
+            "train/loss",
+            *(f"params/{name}" for name, p in named if p.numel() == 1),
+            *(f"params/{name}/norm" for name, _ in self._tensors),
+        ]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = completed_step(trainer)
         if step == self._last_step:  # no update on this batch (gradient accumulation)
             return
         self._last_step = step
-        params = scalar_parameters(pl_module.model).values()
-        values = torch.stack([outputs["loss"].detach(), *(p.detach().reshape(()) for p in params)])
-        self._pending.append((step, values))
+        values = [
+            outputs["loss"].detach(),
+            *(p.detach().reshape(()) for p in self._scalars),
+            *(p.detach().norm() for _, p in self._tensors),
+        ]
+        self._pending.append((step, torch.stack([v.float() for v in values])))
         if len(self._pending) >= self.flush_every:
             self._flush(trainer)
+        if self.histogram_every and step % self.histogram_every == 0 and self._tensors:
+            writer = self._writer(trainer)
+            for name, p in self._tensors if writer else ():
+                writer.add_histogram(f"params/{name}", p.detach(), step)
 
     def _flush(self, trainer: pl.Trainer) -> None:
         writer = self._writer(trainer)
@@ -82,9 +99,7 @@ class TensorBoardScalars(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._flush(trainer)  # keep the steps that did run
 
 
@@ -112,7 +127,19 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _number(value: float | None) -> str:
+# Tensor parameters up to this size (a linear model's weights) are reported value by value.
+SHOWN_IN_FULL = 16
+
+
+def parameter_value(p: torch.Tensor) -> float | None | list:
+    if p.numel() == 1:
+        return finite_or_none(p.item())
+    return [parameter_value(row) for row in p.detach()]
+
+
+def _number(value: float | None | list) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_number(v) for v in value) + "]"
     return "not finite" if value is None else f"{value:.6g}"
 
 
@@ -137,9 +164,7 @@ class RunSummary(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer, pl_module, stop_reason(trainer))
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             reason = "interrupted"
         else:
@@ -150,11 +175,11 @@ class RunSummary(pl.Callback):
         seconds = time.perf_counter() - self._start
         with torch.no_grad():
             final_loss = pl_module.loss(*trainer.datamodule.points).item()
+        named = list(pl_module.model.named_parameters())
         summary: dict[str, Any] = {
             "steps": trainer.global_step,
-            "params": {
-                name: finite_or_none(p.item()) for name, p in scalar_parameters(pl_module.model).items()
-            },
+            "params": {name: parameter_value(p) for name, p in named if p.numel() <= SHOWN_IN_FULL},
+            "param_norms": {name: finite_or_none(p.norm().item()) for name, p in named if p.numel() > 1},
             "final_loss": finite_or_none(final_loss),
             "stop_reason": reason,
             "device": str(pl_module.device),
@@ -169,9 +194,9 @@ class RunSummary(pl.Callback):
 
     @staticmethod
     def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path) -> str:
-        trainable = scalar_parameters(pl_module.model, trainable_only=True)
+        learnable = {name for name, p in pl_module.model.named_parameters() if p.requires_grad}
         params = ", ".join(
-            f"{name} = {_number(value)} ({'learned' if name in trainable else 'frozen'})"
+            f"{name} = {_number(value)} ({'learned' if name in learnable else 'frozen'})"
             for name, value in summary["params"].items()
         )
         return "\n".join(

@@ -47,7 +47,6 @@ def trainer_defaults() -> dict:
         },
         # Always present, whatever the config's trainer.callbacks: the contracts of every run.
         "callbacks": [
-            TensorBoardScalars(),
             RunSummary(),
             Divergence(),
             GracefulInterrupt(),
@@ -71,6 +70,8 @@ class GradientDescentCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser) -> None:
+        # Always on, and configurable in its own section: tensorboard: {histogram_every: 10}
+        parser.add_lightning_class_args(TensorBoardScalars, "tensorboard")
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
@@ -89,9 +90,7 @@ class GradientDescentCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
         if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
-            raise ConfigError(
-                f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}"
-            )
+            raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
         if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
             raise ConfigError(
                 f"trainer.accelerator is {trainer.accelerator!r} but no CUDA GPU is available here;"
@@ -120,9 +119,7 @@ class GradientDescentCLI(LightningCLI):
             return
         problem = why_not_writable(logger.save_dir)
         if problem:
-            raise ConfigError(
-                f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}"
-            )
+            raise ConfigError(f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}")
         try:
             reserve_run_directory(logger)
         except FileExistsError:
@@ -142,8 +139,8 @@ class GradientDescentCLI(LightningCLI):
         jsonargparse wraps what a constructor raised; the innermost error has the user's words, and
         the ``__init__`` it was raised in tells which config section it belongs to.
         """
-        while isinstance(error.__cause__ or error.__context__, ValueError):
-            error = error.__cause__ or error.__context__
+        while isinstance(wrapped := cause_of(error), ValueError):
+            error = wrapped
         message = one_line(str(error))
         owner = raised_in_init_of(error)
         key = self.config_key_of(owner) if owner else None
@@ -216,6 +213,13 @@ def plain_parser_message(text: str) -> str:
     text = re.sub(r"Expected a <class '(\w+)'>\. Got value: (.*)$", r"expected \1, got \2", text)
     literal = r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$"
     return re.sub(literal, r"expected one of \1, got \2", text)
+
+
+def cause_of(error: BaseException) -> BaseException | None:
+    """The exception ``error`` was raised from, as Python's traceback would show it."""
+    if error.__cause__ is not None or error.__suppress_context__:
+        return error.__cause__
+    return error.__context__
 
 
 def raised_in_init_of(error: BaseException) -> type | None:

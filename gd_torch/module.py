@@ -1,4 +1,4 @@
-"""The LightningModule: plain gradient descent on mean squared error for any injected model."""
+"""The LightningModule: gradient descent on mean squared error for any injected model."""
 
 import math
 from typing import Literal
@@ -6,16 +6,22 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 Reduction = Literal["mean", "sum"]
 
 
 class GradientDescent(pl.LightningModule):
-    """Fits ``model`` to points ``(x, y)`` by SGD on ``mse_loss(model(x), y, reduction=...)``.
+    """Fits ``model`` to points ``(x, y)`` by minimising ``mse_loss(model(x), y, reduction=...)``.
 
     ``reduction="sum"`` is the article's sum of squared errors; ``"mean"`` divides the loss and
-    its gradient by the number of points, so the same descent needs an N-times larger learning rate.
+    its gradient by the number of points in the batch, so the same descent needs an N-times larger
+    learning rate, and the step no longer grows with the batch size.
+
+    The optimizer is ``torch.optim.SGD`` with ``learning_rate``, ``momentum``, ``nesterov`` and
+    ``weight_decay``; ``optimizer`` replaces it with any other ``torch.optim`` class (given by
+    ``class_path`` and its own ``init_args``), still at ``learning_rate``.
     """
 
     def __init__(
@@ -23,17 +29,33 @@ class GradientDescent(pl.LightningModule):
         model: nn.Module,
         learning_rate: float = 0.01,
         reduction: Reduction = "mean",
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
     ) -> None:
         super().__init__()
         if not (math.isfinite(learning_rate) and learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-        # The injected nn.Module is saved in checkpoints as weights; the config rebuilds it.
-        self.save_hyperparameters(ignore=["model"])
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs momentum > 0, got momentum 0")
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
+        if optimizer is not None and (momentum or nesterov or weight_decay):
+            raise ValueError(
+                "momentum, nesterov and weight_decay set SGD; with another optimizer, set them in its init_args"
+            )
+        # The injected modules are rebuilt from the config; their weights travel in checkpoints.
+        self.save_hyperparameters(ignore=["model", "optimizer"])
         self.model = model
         self.learning_rate = learning_rate
         self.reduction = reduction
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        self.optimizer = optimizer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -47,4 +69,12 @@ class GradientDescent(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.SGD(trainable, lr=self.learning_rate)
+        if self.optimizer is not None:
+            return self.optimizer(trainable, lr=self.learning_rate)
+        return torch.optim.SGD(
+            trainable,
+            lr=self.learning_rate,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )

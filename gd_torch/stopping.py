@@ -79,8 +79,15 @@ class Divergence(pl.Callback):
         message = f"training diverged at step {step}: loss = {loss:.6g} ({why})."
         points = getattr(trainer.datamodule, "points", None)
         limit = None
-        if isinstance(pl_module, GradientDescent) and points:
-            limit = largest_stable_learning_rate(pl_module.model, points[0], pl_module.reduction)
+        if isinstance(pl_module, GradientDescent) and pl_module.optimizer is None and points:
+            limit = largest_stable_learning_rate(
+                pl_module.model,
+                points[0],
+                pl_module.reduction,
+                momentum=pl_module.momentum,
+                nesterov=pl_module.nesterov,
+                weight_decay=pl_module.weight_decay,
+            )
         if limit is not None:
             message += (
                 f" For this data with reduction '{pl_module.reduction}', gradient descent on this line"

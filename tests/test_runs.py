@@ -12,9 +12,7 @@ TAGS = ("train/loss", "params/intercept", "params/slope")
 
 def test_simultaneous_runs_each_get_a_complete_directory(tmp_path):
     argv = command("--config", str(ARTICLE), save_dir=tmp_path)
-    processes = [
-        subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)
-    ]
+    processes = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
     for process in processes:
         process.communicate(timeout=180)
         assert process.returncode == 0
