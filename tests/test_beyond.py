@@ -50,7 +50,7 @@ def test_synthetic_noisy_line_converges_to_least_squares(train):
 
 
 def test_multi_feature_csv_converges_to_least_squares(train):
-    run = train(config=CONFIGS / "csv.yaml")
+    run = train(f"--data.init_args.path={THREE_FEATURES}", config=CONFIGS / "csv.yaml")
     assert run.exit_code == 0, run.stderr
     table = np.loadtxt(THREE_FEATURES, delimiter=",", skiprows=1)
     expected = lstsq(table[:, :3], table[:, 3])
