@@ -115,8 +115,8 @@ class GradientDescentCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """Claim the run directory last, once everything else is known to be valid."""
         logger = self.trainer.logger
-        if not isinstance(logger, TensorBoardLogger):
-            return
+        if not isinstance(logger, TensorBoardLogger) or not self.trainer.is_global_zero:
+            return  # other processes of a DDP run write nothing; rank zero's directory is theirs too
         problem = why_not_writable(logger.save_dir)
         if problem:
             raise ConfigError(f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}")

@@ -24,6 +24,10 @@ class PointData(pl.LightningDataModule):
     epoch draws a permutation on the device from a generator seeded by ``seed`` and the epoch, and
     its batches are consecutive slices of the permuted points (the last one may be smaller).
     Subclasses say where the points come from in ``make_points``.
+
+    Under several processes (Lightning's DDP) each one trains on its own contiguous shard of the
+    points, without the padding by repeated samples that a DistributedSampler adds; every process
+    takes the same number of batches per epoch (a short shard's last batch may be empty).
     """
 
     def __init__(self, batch_size: int | None = None, seed: int = 0) -> None:
@@ -49,7 +53,10 @@ class PointData(pl.LightningDataModule):
         return self.x, self.y
 
     def train_dataloader(self) -> "Batches":
-        return Batches(self.x, self.y, self.batch_size, self.seed, epoch=self._epoch)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        x, y = self.x.tensor_split(world)[rank], self.y.tensor_split(world)[rank]  # views, no copy
+        largest_shard = math.ceil(len(self.y) / world)
+        return Batches(x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard)
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
@@ -60,27 +67,35 @@ class Batches:
     list as several dataloaders)."""
 
     def __init__(
-        self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None, seed: int, epoch: Callable[[], int]
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int | None,
+        seed: int,
+        epoch: Callable[[], int],
+        shard_size: int | None = None,
     ) -> None:
         self.x, self.y = x, y
-        n = len(y)
-        self.batch_size = n if batch_size is None else min(batch_size, n)
+        # Every process steps as often as the one with the largest shard.
+        size = len(y) if shard_size is None else shard_size
+        self.batch_size = size if batch_size is None else min(batch_size, size)
+        self.full_batch = self.batch_size == size
+        self.steps = math.ceil(size / self.batch_size)
         self.seed = seed
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
+        return self.steps
 
     def __iter__(self) -> Iterator[Batch]:
-        n = len(self.y)
-        if self.batch_size == n:  # full batch: the same tensors every step, no shuffle
+        if self.full_batch:  # the same tensors every step, no shuffle
             yield self.x, self.y
             return
         generator = torch.Generator(device=self.y.device)
         generator.manual_seed(self.seed + 1_000_003 * (self.epoch() + 1))
-        order = torch.randperm(n, generator=generator, device=self.y.device)
+        order = torch.randperm(len(self.y), generator=generator, device=self.y.device)
         x, y = self.x[order], self.y[order]  # one gather per epoch; batches are views of it
-        for start in range(0, n, self.batch_size):
+        for start in range(0, self.steps * self.batch_size, self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
 
 

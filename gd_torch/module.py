@@ -63,9 +63,22 @@ class GradientDescent(pl.LightningModule):
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self.model(x), y, reduction=self.reduction)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        # Evaluated at the parameters *before* this step's update: the article's loss column.
-        return self.loss(*batch)
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """``loss`` is what backward runs on; ``global_loss`` is the loss over the whole batch of every
+        process, at the parameters *before* this step's update: the article's loss column."""
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        if world_size == 1:
+            loss = self.loss(*batch)
+            return {"loss": loss, "global_loss": loss.detach()}
+        # Several processes, each with its own shard: DDP averages the gradients over them, so each
+        # process's share of the global loss is scaled by the world size. For the sum that undoes
+        # the averaging; for the mean the divisor is the global batch size, not the local one.
+        x, y = batch
+        squared_error = F.mse_loss(self.model(x), y, reduction="sum")
+        local = torch.stack([squared_error.detach(), torch.tensor(float(len(y)), device=y.device)])
+        total_error, total_count = self.trainer.strategy.reduce(local, reduce_op="sum")
+        divisor = total_count if self.reduction == "mean" else 1.0
+        return {"loss": squared_error * world_size / divisor, "global_loss": total_error / divisor}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -78,3 +91,9 @@ class GradientDescent(pl.LightningModule):
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
         )
+
+
+def step_loss(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss a callback reports for a step: over all processes' batches when the module says so
+    (``global_loss``), else the ``loss`` any LightningModule returns."""
+    return outputs.get("global_loss", outputs["loss"]).detach()

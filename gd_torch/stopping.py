@@ -12,7 +12,7 @@ import threading
 
 import lightning.pytorch as pl
 
-from gd_torch.module import GradientDescent
+from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import largest_stable_learning_rate
 
 
@@ -68,7 +68,7 @@ class Divergence(pl.Callback):
         self._first_loss: float | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"].item()
+        loss = step_loss(outputs).item()
         if self._first_loss is None:
             self._first_loss = loss
         bound = self.max_growth * self._first_loss
