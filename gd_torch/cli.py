@@ -41,6 +41,7 @@ def trainer_defaults() -> dict:
         "max_steps": 1000,  # Lightning's own default budget is 1000 epochs; a step is the unit here
         # Lightning's default of 50 would thin out anything a model logs with self.log.
         "log_every_n_steps": 1,
+        "profiler": {"class_path": "gd_torch.profiling.NoProfiler"},
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": "runs", "name": "gd_torch", "default_hp_metric": False},

@@ -21,7 +21,8 @@ class GradientDescent(pl.LightningModule):
 
     The optimizer is ``torch.optim.SGD`` with ``learning_rate``, ``momentum``, ``nesterov`` and
     ``weight_decay``; ``optimizer`` replaces it with any other ``torch.optim`` class (given by
-    ``class_path`` and its own ``init_args``), still at ``learning_rate``.
+    ``class_path`` and its own ``init_args``), still at ``learning_rate``. ``compile`` runs the loss
+    step through ``torch.compile``.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class GradientDescent(pl.LightningModule):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         optimizer: OptimizerCallable | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if not (math.isfinite(learning_rate) and learning_rate > 0):
@@ -56,11 +58,17 @@ class GradientDescent(pl.LightningModule):
         self.reduction = reduction
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
         self.optimizer = optimizer
+        # torch.compile fuses the loss step (forward, loss and their backward) into a few kernels
+        # that read the data close to once; the first step pays for the compilation.
+        self._loss = torch.compile(self._eager_loss) if compile else self._eager_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._loss(x, y)
+
+    def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self.model(x), y, reduction=self.reduction)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

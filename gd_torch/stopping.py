@@ -11,6 +11,7 @@ import signal
 import threading
 
 import lightning.pytorch as pl
+import torch
 
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import largest_stable_learning_rate
@@ -59,41 +60,65 @@ class Diverged(RuntimeError):
 
 class Divergence(pl.Callback):
     """Stops with :class:`Diverged` when the loss is NaN or infinite, or more than ``max_growth``
-    times the loss of the first step: descent that works never climbs that far."""
+    times the loss of the first step: descent that works never climbs that far.
 
-    def __init__(self, max_growth: float = 1e4) -> None:
+    On the CPU every step is checked as it ends. On a GPU, reading the loss would make the host wait
+    for the device at every step, so the losses are checked ``check_every`` steps at a time (and at
+    the last step): the error still names the first bad step, a few steps later.
+    """
+
+    def __init__(self, max_growth: float = 1e4, check_every: int = 50) -> None:
         if not max_growth > 1:
             raise ValueError(f"max_growth must be > 1, got {max_growth}")
+        if check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.max_growth = max_growth
+        self.check_every = check_every
         self._first_loss: float | None = None
+        self._pending: list[tuple[int, torch.Tensor]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = step_loss(outputs).item()
-        if self._first_loss is None:
-            self._first_loss = loss
-        bound = self.max_growth * self._first_loss
-        if math.isfinite(loss) and not (self._first_loss > 0 and loss > bound):
+        step, loss = trainer.global_step - 1, step_loss(outputs)
+        if pl_module.device.type == "cpu":  # reading the value costs nothing here
+            self._check(trainer, pl_module, [step], [loss.item()])
             return
-        step = trainer.global_step - 1
-        why = "not finite" if not math.isfinite(loss) else f"over {self.max_growth:g} x the first step's loss"
-        message = f"training diverged at step {step}: loss = {loss:.6g} ({why})."
+        self._pending.append((step, loss))
+        if len(self._pending) >= self.check_every or trainer.should_stop or trainer.global_step >= trainer.max_steps:
+            losses = torch.stack([loss for _, loss in self._pending]).tolist()  # one device sync
+            steps = [step for step, _ in self._pending]
+            self._pending.clear()
+            self._check(trainer, pl_module, steps, losses)
+
+    def _check(self, trainer, pl_module, steps: list[int], losses: list[float]) -> None:
+        for step, loss in zip(steps, losses, strict=True):
+            if self._first_loss is None:
+                self._first_loss = loss
+            if not math.isfinite(loss):
+                raise Diverged(self._message(step, f"{loss:.6g} (not finite)", trainer, pl_module))
+            if self._first_loss > 0 and loss > self.max_growth * self._first_loss:
+                why = f"{loss:.6g} (over {self.max_growth:g} x the first step's loss)"
+                raise Diverged(self._message(step, why, trainer, pl_module))
+
+    @staticmethod
+    def _message(step: int, loss: str, trainer, pl_module) -> str:
+        message = f"training diverged at step {step}: loss = {loss}."
         points = getattr(trainer.datamodule, "points", None)
-        limit = None
-        if isinstance(pl_module, GradientDescent) and pl_module.optimizer is None and points:
-            limit = largest_stable_learning_rate(
-                pl_module.model,
-                points[0],
-                pl_module.reduction,
-                momentum=pl_module.momentum,
-                nesterov=pl_module.nesterov,
-                weight_decay=pl_module.weight_decay,
-            )
+        if not (isinstance(pl_module, GradientDescent) and pl_module.optimizer is None and points):
+            return message
+        limit = largest_stable_learning_rate(
+            pl_module.model,
+            points[0],
+            pl_module.reduction,
+            momentum=pl_module.momentum,
+            nesterov=pl_module.nesterov,
+            weight_decay=pl_module.weight_decay,
+        )
         if limit is not None:
             message += (
                 f" For this data with reduction '{pl_module.reduction}', gradient descent on this line"
                 f" converges only for learning_rate < {limit:.6g}; got {pl_module.learning_rate:g}."
             )
-        raise Diverged(message)
+        return message
 
     # The first loss travels in checkpoints: a resumed run keeps the same bound.
     def state_dict(self) -> dict:
