@@ -20,10 +20,10 @@ class PointData(pl.LightningDataModule):
     """The common part: device placement, full batch or shuffled mini-batches.
 
     ``batch_size=None`` (or >= the number of points) is full-batch gradient descent, the article's
-    case: every step sees all points, unshuffled. A smaller ``batch_size`` is mini-batch SGD: each
-    epoch draws a permutation on the device from a generator seeded by ``seed`` and the epoch, and
-    its batches are consecutive slices of the permuted points (the last one may be smaller).
-    Subclasses say where the points come from in ``make_points``.
+    case: every step sees all points, unshuffled, in one open-ended epoch. A smaller ``batch_size``
+    is mini-batch SGD: each epoch draws a permutation on the device from a generator seeded by
+    ``seed`` and the epoch, and its batches are consecutive slices of the permuted points (the last
+    one may be smaller). Subclasses say where the points come from in ``make_points``.
 
     Under several processes (Lightning's DDP) each one trains on its own contiguous shard of the
     points, without the padding by repeated samples that a DistributedSampler adds; every process
@@ -52,25 +52,41 @@ class PointData(pl.LightningDataModule):
     def points(self) -> Batch:
         return self.x, self.y
 
-    def train_dataloader(self) -> "Batches":
+    def train_dataloader(self) -> "FullBatch | Batches":
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         x, y = self.x.tensor_split(world)[rank], self.y.tensor_split(world)[rank]  # views, no copy
         largest_shard = math.ceil(len(self.y) / world)
+        if self.batch_size is None or self.batch_size >= largest_shard:
+            return FullBatch(x, y)
         return Batches(x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard)
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
 
 
+class FullBatch:
+    """Full-batch descent: the same on-device tensors at every step, without end (``max_steps``
+    ends the run). With no length, Lightning runs it as one open-ended epoch: an epoch boundary
+    per step would cost ~0.15 ms of Lightning's bookkeeping, a whole step's worth on five points.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.batch = (x, y)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            yield self.batch
+
+
 class Batches:
-    """One epoch of batches over on-device tensors (a class rather than a list: Lightning reads a
-    list as several dataloaders)."""
+    """One epoch of shuffled mini-batches over on-device tensors (a class rather than a list:
+    Lightning reads a list as several dataloaders)."""
 
     def __init__(
         self,
         x: torch.Tensor,
         y: torch.Tensor,
-        batch_size: int | None,
+        batch_size: int,
         seed: int,
         epoch: Callable[[], int],
         shard_size: int | None = None,
@@ -78,9 +94,8 @@ class Batches:
         self.x, self.y = x, y
         # Every process steps as often as the one with the largest shard.
         size = len(y) if shard_size is None else shard_size
-        self.batch_size = size if batch_size is None else min(batch_size, size)
-        self.full_batch = self.batch_size == size
-        self.steps = math.ceil(size / self.batch_size)
+        self.batch_size = batch_size
+        self.steps = math.ceil(size / batch_size)
         self.seed = seed
         self.epoch = epoch
 
@@ -88,9 +103,6 @@ class Batches:
         return self.steps
 
     def __iter__(self) -> Iterator[Batch]:
-        if self.full_batch:  # the same tensors every step, no shuffle
-            yield self.x, self.y
-            return
         generator = torch.Generator(device=self.y.device)
         generator.manual_seed(self.seed + 1_000_003 * (self.epoch() + 1))
         order = torch.randperm(len(self.y), generator=generator, device=self.y.device)

@@ -265,6 +265,8 @@ def table(cases, repeats: int, process_repeats: int) -> list[str]:
                     f" {plain['copy_bandwidth'] / 1e12:.2f} TB/s) | {n:,} | {steps} | {ms(result['seconds_per_step'])}"
                     f" | | {over:.2f}x bound | | | {verdict(over, goal)} |"
                 )
+    if not process_repeats:
+        return rows
     with tempfile.TemporaryDirectory() as save_dir:
         article = [sys.executable, "scripts/train.py", "--config", "configs/article.yaml"]
         article += [f"--trainer.logger.init_args.save_dir={save_dir}"]
@@ -295,6 +297,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: checks that it runs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, help="also write the table to this markdown file")
+    parser.add_argument("--cuda-only", action="store_true", help="only the CUDA rows (with --quick: small N)")
     worker_args = ("IMPL", "N", "STEPS", "DEVICE", "REPEATS")
     parser.add_argument("--worker", nargs=5, metavar=worker_args, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -303,7 +306,8 @@ def main() -> None:
         print(json.dumps(worker(impl, int(n), int(steps), device, int(repeats))))
         return
     repeats = 1 if args.quick else args.repeats
-    lines = header() + table(QUICK if args.quick else FULL, repeats, process_repeats=1 if args.quick else 5)
+    cases = [case for case in (QUICK if args.quick else FULL) if case[0] == "cuda" or not args.cuda_only]
+    lines = header() + table(cases, repeats, process_repeats=0 if args.cuda_only else 1 if args.quick else 5)
     print("\n".join(lines))
     if args.output:
         args.output.write_text("# Performance\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + "\n".join(lines) + "\n")

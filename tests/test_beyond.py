@@ -187,3 +187,14 @@ def test_bad_csv_files(train, tmp_path, content, flags, words):
     for word in words:
         assert word in line
     assert run.run_dirs == []
+
+
+def test_compiled_loss_step_follows_eager(train):
+    """torch.compile of the loss step (here on the CPU) gives the eager trajectory within float32."""
+    args = ("--model.model.init_args.learn_slope=true", "--model.learning_rate=0.02", "--trainer.max_steps=60")
+    eager, compiled = train(*args), train(*args, "--model.compile=true")
+    assert eager.exit_code == compiled.exit_code == 0, compiled.stderr
+    for tag in ("train/loss", "params/slope", "params/intercept"):
+        got, want = compiled.scalars(tag), eager.scalars(tag)
+        assert [s for s, _ in got] == [s for s, _ in want]
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5, abs=1e-5)

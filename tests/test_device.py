@@ -36,6 +36,22 @@ def test_every_step_uses_the_same_on_device_tensors(train, accelerator):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("compile", ["false", "true"])
+def test_line_on_cuda_follows_the_cpu(train, compile):
+    """Both parameters, mean reduction, 200 steps: the GPU's trajectory is the CPU's within float32."""
+    needs("cuda")
+    args = ("--model.model.init_args.learn_slope=true", "--model.learning_rate=0.02", "--trainer.max_steps=200",
+            "--trainer.callbacks=[]", f"--model.compile={compile}")  # fmt: skip
+    gpu, cpu = train(*args), train(*args, "--trainer.accelerator=cpu", "--model.compile=false")
+    assert gpu.exit_code == cpu.exit_code == 0, gpu.stderr
+    assert gpu.summary["device"] == "cuda:0"
+    for tag in ("train/loss", "params/slope", "params/intercept"):
+        got, want = gpu.scalars(tag), cpu.scalars(tag)
+        assert [s for s, _ in got] == [s for s, _ in want] == list(range(200))
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.cuda
 def test_article_on_cuda_follows_the_cpu(train):
     needs("cuda")
     gpu = train()  # accelerator: auto picks the GPU
