@@ -77,7 +77,9 @@ class GradientDescent(pl.LightningModule):
         world_size = self.trainer.world_size if self._trainer is not None else 1
         if world_size == 1:
             loss = self.loss(*batch)
-            return {"loss": loss, "global_loss": loss.detach()}
+            # A copy, not a view: on CUDA the mean's result can share storage with its N-element
+            # input, which would then stay alive as long as a callback keeps this value.
+            return {"loss": loss, "global_loss": loss.detach().clone()}
         # Several processes, each with its own shard: DDP averages the gradients over them, so each
         # process's share of the global loss is scaled by the world size. For the sum that undoes
         # the averaging; for the mean the divisor is the global batch size, not the local one.
