@@ -59,8 +59,9 @@ class TensorBoardScalars(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         named = list(pl_module.model.named_parameters())
-        self._scalars = [p for _, p in named if p.numel() == 1]
-        self._tensors = [(name, p) for name, p in named if p.numel() > 1]
+        # Detached views follow the optimizer's in-place updates: made once, read every step.
+        self._scalars = [p.detach().reshape(()) for _, p in named if p.numel() == 1]
+        self._tensors = [(name, p.detach()) for name, p in named if p.numel() > 1]
         self._tags = [
             "train/loss",
             *(f"params/{name}" for name, p in named if p.numel() == 1),
@@ -72,18 +73,14 @@ class TensorBoardScalars(pl.Callback):
         if step == self._last_step:  # no update on this batch (gradient accumulation)
             return
         self._last_step = step
-        values = [
-            step_loss(outputs),
-            *(p.detach().reshape(()) for p in self._scalars),
-            *(p.detach().norm() for _, p in self._tensors),
-        ]
+        values = [step_loss(outputs), *self._scalars, *(torch.linalg.vector_norm(p) for _, p in self._tensors)]
         self._pending.append((step, time.time(), torch.stack([v.float() for v in values])))
         if len(self._pending) >= self.flush_every:
             self._flush(trainer)
         if self.histogram_every and step % self.histogram_every == 0 and trainer.is_global_zero:
             writer = self._writer(trainer)
             for name, p in self._tensors if writer else ():
-                writer.add_histogram(f"params/{name}", p.detach(), step)
+                writer.add_histogram(f"params/{name}", p, step)
 
     def _flush(self, trainer: pl.Trainer) -> None:
         writer = self._writer(trainer)

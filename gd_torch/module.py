@@ -58,9 +58,13 @@ class GradientDescent(pl.LightningModule):
         self.reduction = reduction
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
         self.optimizer = optimizer
+        self._world_size = 1  # the number of DDP processes, known once the trainer sets up
         # torch.compile fuses the loss step (forward, loss and their backward) into a few kernels
         # that read the data close to once; the first step pays for the compilation.
         self._loss = torch.compile(self._eager_loss) if compile else self._eager_loss
+
+    def setup(self, stage: str) -> None:
+        self._world_size = self.trainer.world_size  # read at every step; the property chain is not free
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -74,7 +78,7 @@ class GradientDescent(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """``loss`` is what backward runs on; ``global_loss`` is the loss over the whole batch of every
         process, at the parameters *before* this step's update: the article's loss column."""
-        world_size = self.trainer.world_size if self._trainer is not None else 1
+        world_size = self._world_size
         if world_size == 1:
             loss = self.loss(*batch)
             # A copy, not a view: on CUDA the mean's result can share storage with its N-element

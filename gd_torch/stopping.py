@@ -77,12 +77,15 @@ class Divergence(pl.Callback):
         self._first_loss: float | None = None
         self._pending: list[tuple[int, torch.Tensor]] = []
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._on_cpu = pl_module.device.type == "cpu"
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step, loss = trainer.global_step - 1, step_loss(outputs)
-        if pl_module.device.type == "cpu":  # reading the value costs nothing here
-            self._check(trainer, pl_module, [step], [loss.item()])
+        loss = step_loss(outputs)
+        if self._on_cpu:  # reading the value costs nothing here
+            self._check(trainer, pl_module, [trainer.global_step - 1], [loss.item()])
             return
-        self._pending.append((step, loss))
+        self._pending.append((trainer.global_step - 1, loss))
         if len(self._pending) >= self.check_every or trainer.should_stop or trainer.global_step >= trainer.max_steps:
             losses = torch.stack([loss for _, loss in self._pending]).tolist()  # one device sync
             steps = [step for step, _ in self._pending]

@@ -65,3 +65,27 @@ def test_article_on_cuda_follows_the_cpu(train):
         gpu_values = [v for _, v in gpu.scalars(tag)]
         cpu_values = [v for _, v in cpu.scalars(tag)]
         assert gpu_values == pytest.approx(cpu_values, rel=1e-6)
+
+
+class NoSync(pl.Callback):
+    """From step 2 to the last step, any operation that makes the host wait for the GPU raises."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 2:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == trainer.max_steps:  # before the end-of-run reads of the other callbacks
+            torch.cuda.set_sync_debug_mode("default")
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.cuda
+def test_training_steps_never_wait_for_the_gpu(train):
+    """Logging and the divergence check keep per-step values on the device: no sync between steps."""
+    needs("cuda")
+    run = train("--trainer.callbacks=[test_device.NoSync]", "--trainer.max_steps=40", "--tensorboard.flush_every=1000")
+    assert run.exit_code == 0, run.stderr
+    assert [step for step, _ in run.scalars("train/loss")] == list(range(40))  # still one point per step
