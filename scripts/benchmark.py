@@ -214,13 +214,15 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
-def process_seconds(argv: list[str], repeats: int) -> float:
-    times = []
+def process_seconds(commands: list[list[str]], repeats: int) -> list[float]:
+    """Median wall time of each command, run in turns so that a change in load hits them alike."""
+    times: list[list[float]] = [[] for _ in commands]
     for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=REPO, capture_output=True, check=True, env=_env())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for argv, spent in zip(commands, times, strict=True):
+            start = time.perf_counter()
+            subprocess.run(argv, cwd=REPO, capture_output=True, check=True, env=_env())
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def ms(seconds: float) -> str:
@@ -270,8 +272,8 @@ def table(cases, repeats: int, process_repeats: int) -> list[str]:
     with tempfile.TemporaryDirectory() as save_dir:
         article = [sys.executable, "scripts/train.py", "--config", "configs/article.yaml"]
         article += [f"--trainer.logger.init_args.save_dir={save_dir}"]
-        whole = process_seconds(article, process_repeats)
-    imports = process_seconds([sys.executable, "-c", "import lightning.pytorch"], process_repeats)
+        imports = [sys.executable, "-c", "import lightning.pytorch"]
+        whole, imports = process_seconds([article, imports], process_repeats)
     rows.append(
         f"| article as a process vs `import lightning.pytorch` | 5 | 30 | {whole:.2f} s | {imports:.2f} s"
         f" | {whole / imports:.2f}x | | | {verdict(whole / imports, 1.15)} |"
@@ -307,7 +309,7 @@ def main() -> None:
         return
     repeats = 1 if args.quick else args.repeats
     cases = [case for case in (QUICK if args.quick else FULL) if case[0] == "cuda" or not args.cuda_only]
-    lines = header() + table(cases, repeats, process_repeats=0 if args.cuda_only else 1 if args.quick else 5)
+    lines = header() + table(cases, repeats, process_repeats=0 if args.cuda_only else 1 if args.quick else 7)
     print("\n".join(lines))
     if args.output:
         args.output.write_text("# Performance\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + "\n".join(lines) + "\n")

@@ -13,10 +13,22 @@ TAGS = ("train/loss", "params/slope", "params/intercept")
 @pytest.mark.parametrize("reduction, learning_rate", [("sum", "0.02"), ("mean", "0.1")])
 def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate):
     # Both parameters learned, so the two shards (3 and 2 of the 5 points) pull differently.
-    args = ("--model.model.init_args.learn_slope=true", f"--model.reduction={reduction}",
-            f"--model.learning_rate={learning_rate}", "--trainer.max_steps=40", "--trainer.callbacks=[]")  # fmt: skip
-    ddp = run_command("--config", str(ARTICLE), *args, "--trainer.strategy=ddp", "--trainer.devices=2",
-                      "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
+    args = (
+        "--model.model.init_args.learn_slope=true",
+        f"--model.reduction={reduction}",
+        f"--model.learning_rate={learning_rate}",
+        "--trainer.max_steps=40",
+        "--trainer.callbacks=[]",
+    )
+    ddp = run_command(
+        "--config",
+        str(ARTICLE),
+        *args,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        save_dir=tmp_path / "ddp",
+    )
     assert ddp.exit_code == 0, ddp.stderr
     assert "Training on cpu, 2 processes" in ddp.stdout
     one = train(*args)

@@ -40,8 +40,13 @@ def test_every_step_uses_the_same_on_device_tensors(train, accelerator):
 def test_line_on_cuda_follows_the_cpu(train, compile):
     """Both parameters, mean reduction, 200 steps: the GPU's trajectory is the CPU's within float32."""
     needs("cuda")
-    args = ("--model.model.init_args.learn_slope=true", "--model.learning_rate=0.02", "--trainer.max_steps=200",
-            "--trainer.callbacks=[]", f"--model.compile={compile}")  # fmt: skip
+    args = (
+        "--model.model.init_args.learn_slope=true",
+        "--model.learning_rate=0.02",
+        "--trainer.max_steps=200",
+        "--trainer.callbacks=[]",
+        f"--model.compile={compile}",
+    )
     gpu, cpu = train(*args), train(*args, "--trainer.accelerator=cpu", "--model.compile=false")
     assert gpu.exit_code == cpu.exit_code == 0, gpu.stderr
     assert gpu.summary["device"] == "cuda:0"
