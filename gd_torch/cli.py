@@ -51,7 +51,7 @@ def trainer_defaults() -> dict:
             RunSummary(),
             Divergence(),
             GracefulInterrupt(),
-            # checkpoints/last.ckpt at the end; no per-epoch saves (an epoch is one step at full batch).
+            # checkpoints/last.ckpt when training ends (Ctrl-C included), and no periodic saves.
             ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=0),
         ],
     }
