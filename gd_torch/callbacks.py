@@ -1,4 +1,4 @@
-"""Small, independent Lightning callbacks: TensorBoard scalars, the article's table, the run summary.
+"""Small, independent Lightning callbacks: the article's table and the run summary.
 
 Each one reads what it needs from the trainer and the module; none depends on another or on the
 order callbacks run in. All of them run after the optimizer step of a batch, so "step k" below is
@@ -14,8 +14,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.compat.proto.summary_pb2 import Summary
 
 from gd_torch.module import step_loss
 from gd_torch.stopping import stop_reason
@@ -31,77 +29,6 @@ def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> 
 def completed_step(trainer: pl.Trainer) -> int:
     """Index k of the optimizer update that just ran (``global_step`` counts them from 1)."""
     return trainer.global_step - 1
-
-
-class TensorBoardScalars(pl.Callback):
-    """Writes to TensorBoard at every optimizer step k: ``train/loss``; ``params/<name>`` for each
-    scalar parameter; ``params/<name>/norm`` for each tensor parameter; and every ``histogram_every``
-    steps (0 = never) a histogram ``params/<name>`` of each tensor parameter.
-
-    The values stay on the device and are written every ``flush_every`` steps (and at the end), so
-    logging forces no per-step device sync, yet TensorBoard gets one point for every step. Lightning's
-    ``self.log`` would cost several times a plain loop here and drops steps between
-    ``log_every_n_steps``.
-    """
-
-    def __init__(self, flush_every: int = 100, histogram_every: int = 0) -> None:
-        if flush_every < 1:
-            raise ValueError(f"flush_every must be >= 1, got {flush_every}")
-        if histogram_every < 0:
-            raise ValueError(f"histogram_every must be >= 0 (0 = never), got {histogram_every}")
-        self.flush_every = flush_every
-        self.histogram_every = histogram_every
-        self._pending: list[tuple[int, float, torch.Tensor]] = []  # (step, wall time, values)
-        self._last_step = -1
-
-    def _writer(self, trainer: pl.Trainer):
-        return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        named = list(pl_module.model.named_parameters())
-        # Detached views follow the optimizer's in-place updates: made once, read every step.
-        self._scalars = [p.detach().reshape(()) for _, p in named if p.numel() == 1]
-        self._tensors = [(name, p.detach()) for name, p in named if p.numel() > 1]
-        self._tags = [
-            "train/loss",
-            *(f"params/{name}" for name, p in named if p.numel() == 1),
-            *(f"params/{name}/norm" for name, _ in self._tensors),
-        ]
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = completed_step(trainer)
-        if step == self._last_step:  # no update on this batch (gradient accumulation)
-            return
-        self._last_step = step
-        values = [step_loss(outputs), *self._scalars, *(torch.linalg.vector_norm(p) for _, p in self._tensors)]
-        self._pending.append((step, time.time(), torch.stack([v.float() for v in values])))
-        if len(self._pending) >= self.flush_every:
-            self._flush(trainer)
-        if self.histogram_every and step % self.histogram_every == 0 and trainer.is_global_zero:
-            writer = self._writer(trainer)
-            for name, p in self._tensors if writer else ():
-                writer.add_histogram(f"params/{name}", p, step)
-
-    def _flush(self, trainer: pl.Trainer) -> None:
-        writer = self._writer(trainer)
-        if not self._pending or writer is None or not trainer.is_global_zero:
-            self._pending.clear()
-            return
-        rows = torch.stack([values for _, _, values in self._pending]).tolist()  # one device sync
-        # One event per step holding every tag: a third of the events (and of the writer's
-        # queue traffic) that one add_scalar per tag would make, read back the same by TensorBoard.
-        file_writer = writer._get_file_writer()
-        for (step, wall_time, _), row in zip(self._pending, rows, strict=True):
-            values = [Summary.Value(tag=tag, simple_value=v) for tag, v in zip(self._tags, row, strict=True)]
-            file_writer.add_summary(Summary(value=values), step, wall_time)
-        self._pending.clear()
-        writer.flush()
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._flush(trainer)
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._flush(trainer)  # keep the steps that did run
 
 
 class ArticleTable(pl.Callback):

@@ -16,12 +16,13 @@ import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gd_torch.callbacks import RunSummary, TensorBoardScalars
+from gd_torch.callbacks import RunSummary
+from gd_torch.dashboard import Dashboard
 from gd_torch.module import GradientDescent
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.rundir import reserve_run_directory, why_not_writable
@@ -57,11 +58,23 @@ def trainer_defaults() -> dict:
     }
 
 
+class SaveConfig(SaveConfigCallback):
+    """Saves the resolved config as ``config.yaml`` in the run directory, as Lightning does, and shows
+    it in TensorBoard's Text tab (tag ``config``)."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if isinstance(trainer.logger, TensorBoardLogger):
+            text = self.parser.dump(self.config, skip_none=False)
+            code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
+            trainer.logger.experiment.add_text("config", code_block, global_step=0)
+
+
 class GradientDescentCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
         super().__init__(
             GradientDescent,
             LightningDataModule,
+            save_config_callback=SaveConfig,
             subclass_mode_data=True,  # data: {class_path: gd_torch.data.Points, init_args: ...}
             trainer_defaults=trainer_defaults(),
             auto_configure_optimizers=False,  # the module's SGD; no top-level optimizer section
@@ -72,7 +85,7 @@ class GradientDescentCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # Always on, and configurable in its own section: tensorboard: {histogram_every: 10}
-        parser.add_lightning_class_args(TensorBoardScalars, "tensorboard")
+        parser.add_lightning_class_args(Dashboard, "tensorboard")
         parser.add_argument(
             "--ckpt_path",
             type=str | None,

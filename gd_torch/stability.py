@@ -1,4 +1,4 @@
-"""Which learning rates make gradient descent on a Line converge.
+"""Where gradient descent on a Line converges, and for which learning rates.
 
 For the squared-error loss of a line the Hessian H is constant, so plain gradient descent converges
 exactly when ``learning_rate < 2 / lambda`` with ``lambda`` the largest eigenvalue of H. With ``s = 1``
@@ -39,3 +39,20 @@ def largest_stable_learning_rate(
     if nesterov:
         return 2 * (1 + momentum) / ((1 + 2 * momentum) * largest)
     return 2 * (1 + momentum) / largest
+
+
+def least_squares(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float] | None:
+    """The learnable parameters of a ``Line`` that minimise the squared error, the frozen ones held
+    where they are: where gradient descent converges. None for other models or nothing learnable."""
+    if not isinstance(model, Line) or x.dim() != 1:
+        return None
+    names = [name for name in ("slope", "intercept") if getattr(model, name).requires_grad]
+    if not names:
+        return None
+    x, y = x.detach().to(torch.float64).cpu(), y.detach().to(torch.float64).cpu()
+    columns = {"slope": x, "intercept": torch.ones_like(x)}
+    frozen = [name for name in columns if name not in names]
+    residual = y - sum(getattr(model, name).detach().double().cpu() * columns[name] for name in frozen)
+    design = torch.stack([columns[name] for name in names], dim=1)
+    solution = torch.linalg.lstsq(design, residual.reshape(-1, 1)).solution.reshape(-1)
+    return dict(zip(names, solution.tolist(), strict=True))

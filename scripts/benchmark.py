@@ -6,7 +6,7 @@
 
 Every row is the same job: the article's model (slope frozen, intercept learned) on N synthetic
 points of a noisy line, full batch, `mse_loss(reduction="mean")`, SGD at 0.1, one TensorBoard point
-per step for the loss, the slope and the intercept.
+per step for the loss, the slope, the intercept, its gradient, the step size and the learning rate.
 
 - gd_torch: `gd_torch.cli.main` with that config, as a user runs it (callbacks, checkpoint, summary).
 - plain: a hand-written PyTorch loop over the same on-device tensors, writing the same tags with
@@ -127,16 +127,22 @@ def run_plain(n: int, steps: int, device: str) -> float:
     with tempfile.TemporaryDirectory() as log_dir:
         writer = SummaryWriter(log_dir)
         for step in range(steps):
+            before = intercept.detach().clone()
             loss = F.mse_loss(slope * x + intercept, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            pending.append(torch.stack([loss.detach(), slope, intercept.detach()]))
+            step_size = (intercept.detach() - before).abs()
+            pending.append(torch.stack([loss.detach(), slope, intercept.detach(), intercept.grad, step_size]))
             if len(pending) == 100 or step == steps - 1:
-                for k, (value, m, b) in enumerate(torch.stack(pending).tolist(), start=step + 1 - len(pending)):
+                rows = torch.stack(pending).tolist()
+                for k, (value, m, b, grad, size) in enumerate(rows, start=step + 1 - len(pending)):
                     writer.add_scalar("train/loss", value, k)
                     writer.add_scalar("params/slope", m, k)
                     writer.add_scalar("params/intercept", b, k)
+                    writer.add_scalar("grads/intercept", grad, k)
+                    writer.add_scalar("train/step_size", size, k)
+                    writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"], k)
                 pending.clear()
             if step + 1 in (steps // 10 + 1, steps):
                 sync(device)

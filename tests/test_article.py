@@ -39,7 +39,17 @@ def test_prints_the_articles_table_row_for_row(article_run):
 
 def test_tensorboard_holds_every_step_with_the_articles_values(article_run):
     b_column, loss_column = article_columns()
-    assert article_run.tags() == ["params/intercept", "params/slope", "train/loss"]
+    assert article_run.tags() == [
+        "grads/intercept",
+        "hparams/final_loss",
+        "hparams/steps",
+        "optimum/intercept",
+        "params/intercept",
+        "params/slope",
+        "train/learning_rate",
+        "train/loss",
+        "train/step_size",
+    ]
     intercept = article_run.scalars("params/intercept")
     loss = article_run.scalars("train/loss")
     slope = article_run.scalars("params/slope")

@@ -1,0 +1,190 @@
+"""What TensorBoard shows of a run: one point per step for every signal of the descent, a custom
+"Gradient descent" layout, the run's hyperparameters with its results, and (written by the CLI)
+the resolved config as text.
+
+Per step k (the k-th update; the loss is the one before it, everything else after it):
+
+    train/loss               the loss at the parameters before update k
+    params/<name>            each scalar parameter after update k (tensor ones: params/<name>/norm)
+    grads/<name>             the gradient update k used (tensor parameters: grads/<name>/norm)
+    train/step_size          the largest change of any learnable parameter in update k
+    train/learning_rate      the optimizer's learning rate
+    optimum/<name>           where a Line's parameter converges (least squares), when it is known
+"""
+
+import time
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard.summary import custom_scalars
+
+from gd_torch.callbacks import completed_step
+from gd_torch.module import GradientDescent, step_loss
+from gd_torch.stability import least_squares
+from gd_torch.stopping import stop_reason
+
+
+class Dashboard(pl.Callback):
+    """Writes the run to TensorBoard (the tags are in this module's docstring); every
+    ``histogram_every`` steps (0 = never) also a histogram ``params/<name>`` of each tensor parameter.
+
+    The per-step values stay on the device and are written every ``flush_every`` steps (and at the
+    end), one event per step holding every tag, so logging forces no per-step device sync, yet
+    TensorBoard gets one point for every step. Lightning's ``self.log`` would cost several times a
+    plain loop here and drops steps between ``log_every_n_steps``.
+    """
+
+    def __init__(self, flush_every: int = 100, histogram_every: int = 0) -> None:
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+        if histogram_every < 0:
+            raise ValueError(f"histogram_every must be >= 0 (0 = never), got {histogram_every}")
+        self.flush_every = flush_every
+        self.histogram_every = histogram_every
+        self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
+        self._last_step = -1
+
+    @staticmethod
+    def _writer(trainer: pl.Trainer):
+        if not trainer.is_global_zero:
+            return None
+        return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The starting point, before any update (a resumed run starts from its checkpoint instead).
+        self._initial = {name: p.item() for name, p in pl_module.model.named_parameters() if p.numel() == 1}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        named = list(pl_module.model.named_parameters())
+        learnable = [(name, p) for name, p in named if p.requires_grad]
+        # Detached views follow the optimizer's in-place updates: made once, read every step.
+        self._scalars = [p.detach().reshape(()) for _, p in named if p.numel() == 1]
+        self._tensors = [(name, p.detach()) for name, p in named if p.numel() > 1]
+        self._learnable = [p for _, p in learnable]
+        self._tags = [
+            "train/loss",
+            *(f"params/{name}" for name, p in named if p.numel() == 1),
+            *(f"params/{name}/norm" for name, _ in self._tensors),
+            *(f"grads/{name}" if p.numel() == 1 else f"grads/{name}/norm" for name, p in learnable),
+            "train/step_size",
+            "train/learning_rate",
+        ]
+        self._optimum = self._known_optimum(trainer, pl_module)
+        writer = self._writer(trainer)
+        if writer is not None:
+            writer._get_file_writer().add_summary(custom_scalars(self._layout(named, learnable)))
+            self._write_optimum(writer, trainer.global_step)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._before = [p.detach().clone() for p in self._learnable]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = completed_step(trainer)
+        if step == self._last_step:  # no update on this batch (gradient accumulation)
+            return
+        self._last_step = step
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in self._learnable]
+        changes = [(p.detach() - before).abs().max() for p, before in zip(self._learnable, self._before, strict=True)]
+        values = [
+            step_loss(outputs),
+            *self._scalars,
+            *(torch.linalg.vector_norm(p) for _, p in self._tensors),
+            *(g.reshape(()) if g.numel() == 1 else torch.linalg.vector_norm(g) for g in grads),
+            torch.stack(changes).max() if changes else step_loss(outputs).new_zeros(()),
+        ]
+        learning_rate = trainer.optimizers[0].param_groups[0]["lr"]
+        self._pending.append((step, time.time(), torch.stack([v.float() for v in values]), learning_rate))
+        if len(self._pending) >= self.flush_every:
+            self._flush(trainer)
+        if self.histogram_every and step % self.histogram_every == 0:
+            writer = self._writer(trainer)
+            for name, p in self._tensors if writer else ():
+                writer.add_histogram(f"params/{name}", p, step)
+
+    def _flush(self, trainer: pl.Trainer) -> None:
+        writer = self._writer(trainer)
+        if not self._pending or writer is None:
+            self._pending.clear()
+            return
+        rows = torch.stack([values for _, _, values, _ in self._pending]).tolist()  # one device sync
+        # One event per step holding every tag: a fraction of the events (and of the writer's
+        # queue traffic) that one add_scalar per tag would make, read back the same by TensorBoard.
+        file_writer = writer._get_file_writer()
+        for (step, wall_time, _, learning_rate), row in zip(self._pending, rows, strict=True):
+            values = [
+                Summary.Value(tag=t, simple_value=v) for t, v in zip(self._tags, [*row, learning_rate], strict=True)
+            ]
+            file_writer.add_summary(Summary(value=values), step, wall_time)
+        self._pending.clear()
+        writer.flush()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer)
+        self._finish(trainer, pl_module, stop_reason(trainer))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._flush(trainer)  # keep the steps that did run
+        self._finish(trainer, pl_module, getattr(exception, "stop_reason", "failed"))
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
+        """The optimum line's second point, and the run's hyperparameters with its results."""
+        writer = self._writer(trainer)
+        if writer is None:
+            return
+        last = max(completed_step(trainer), 0)
+        self._write_optimum(writer, last)
+        points = getattr(trainer.datamodule, "points", None)
+        metrics = {"hparams/steps": trainer.global_step}
+        if points is not None:
+            with torch.no_grad():
+                final_loss = pl_module.loss(*points).item()
+            metrics["hparams/final_loss"] = final_loss
+        trainer.logger.log_hyperparams(self._hyperparameters(trainer, pl_module, reason), metrics, step=last)
+        writer.flush()
+
+    def _hyperparameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> dict:
+        data = trainer.datamodule
+        points = len(data.points[1]) if getattr(data, "points", None) else None
+        hparams = {
+            "model": type(pl_module.model).__name__,
+            "data": type(data).__name__,
+            "points": points,
+            "batch_size": getattr(data, "batch_size", None) or points,  # full batch: all the points
+            "max_steps": trainer.max_steps,
+            "stop_reason": reason,
+            **{f"init/{name}": value for name, value in self._initial.items()},
+        }
+        if isinstance(pl_module, GradientDescent):
+            optimizer = trainer.optimizers[0]
+            hparams |= {
+                "learning_rate": pl_module.learning_rate,
+                "reduction": pl_module.reduction,
+                "optimizer": type(optimizer).__name__,
+                "momentum": pl_module.momentum,
+                "weight_decay": pl_module.weight_decay,
+            }
+        return {key: value for key, value in hparams.items() if value is not None}
+
+    def _known_optimum(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        points = getattr(trainer.datamodule, "points", None)
+        if points is None or not isinstance(pl_module, GradientDescent):
+            return {}
+        return least_squares(pl_module.model, *points) or {}
+
+    def _write_optimum(self, writer, step: int) -> None:
+        for name, value in self._optimum.items():
+            writer.add_scalar(f"optimum/{name}", value, step)
+
+    def _layout(self, named, learnable) -> dict:
+        """TensorBoard's Custom Scalars tab: each parameter beside its optimum, the loss, the step size."""
+        charts = {
+            f"{name} (and its optimum)": ["Multiline", [f"params/{name}", f"optimum/{name}"]]
+            for name, p in named
+            if p.numel() == 1 and p.requires_grad
+        }
+        charts["loss"] = ["Multiline", ["train/loss"]]
+        charts["step size"] = ["Multiline", ["train/step_size"]]
+        charts["gradients"] = ["Multiline", [r"grads/.*"]]
+        return {"Gradient descent": charts}
