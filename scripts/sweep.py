@@ -40,7 +40,9 @@ def sweep(config: Path, learning_rates: list[float], save_dir: str, name: str, e
         runs = (Path(save_dir) / name / f"lr_{learning_rate:g}").glob("version_*/summary.json")
         newest = max(runs, key=lambda path: path.stat().st_mtime, default=None)
         summary = json.loads(newest.read_text()) if newest else {}
-        print(f"  {learning_rate:<14g} {summary.get('stop_reason', f'exit {code}'):<12} {summary.get('final_loss'):.6g}")
+        final_loss = summary.get("final_loss")
+        shown = "not finite" if final_loss is None else f"{final_loss:.6g}"
+        print(f"  {learning_rate:<14g} {summary.get('stop_reason', f'exit {code}'):<12} {shown}")
     print(f"view them together: tensorboard --logdir {Path(save_dir) / name}")
     return EXIT_OK
 
