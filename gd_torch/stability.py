@@ -43,16 +43,22 @@ def largest_stable_learning_rate(
 
 def least_squares(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float] | None:
     """The learnable parameters of a ``Line`` that minimise the squared error, the frozen ones held
-    where they are: where gradient descent converges. None for other models or nothing learnable."""
+    where they are: where gradient descent converges. None for other models or nothing learnable.
+
+    From the normal equations, with the five sums accumulated in float64 on the data's device: no
+    copy of the points, whatever their number.
+    """
     if not isinstance(model, Line) or x.dim() != 1:
         return None
-    names = [name for name in ("slope", "intercept") if getattr(model, name).requires_grad]
-    if not names:
-        return None
-    x, y = x.detach().to(torch.float64).cpu(), y.detach().to(torch.float64).cpu()
-    columns = {"slope": x, "intercept": torch.ones_like(x)}
-    frozen = [name for name in columns if name not in names]
-    residual = y - sum(getattr(model, name).detach().double().cpu() * columns[name] for name in frozen)
-    design = torch.stack([columns[name] for name in names], dim=1)
-    solution = torch.linalg.lstsq(design, residual.reshape(-1, 1)).solution.reshape(-1)
-    return dict(zip(names, solution.tolist(), strict=True))
+    learn_slope, learn_intercept = model.slope.requires_grad, model.intercept.requires_grad
+    n = float(x.numel())
+    sx, sxx, sy, sxy = (t.sum(dtype=torch.float64).item() for t in (x, x * x, y, x * y))
+    slope, intercept = model.slope.item(), model.intercept.item()
+    if learn_slope and learn_intercept:
+        determinant = sxx * n - sx * sx
+        return {"slope": (sxy * n - sx * sy) / determinant, "intercept": (sxx * sy - sx * sxy) / determinant}
+    if learn_intercept:
+        return {"intercept": (sy - slope * sx) / n}
+    if learn_slope:
+        return {"slope": (sxy - intercept * sx) / sxx}
+    return None

@@ -76,7 +76,7 @@ def test_max_steps_must_be_at_least_one(train, value):
 
 def test_tolerance_must_not_be_negative(train):
     run = train("--trainer.callbacks.tolerance=-1e-4", config=REPO / "configs" / "converge.yaml")
-    assert_clean_error(run, "trainer.callbacks[1].init_args.tolerance", "-0.0001", ">= 0")
+    assert_clean_error(run, "trainer.callbacks[2].init_args.tolerance", "-0.0001", ">= 0")
 
 
 def test_reduction_must_be_mean_or_sum(train):

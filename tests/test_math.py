@@ -115,3 +115,22 @@ def test_article_closed_form(train):
     loss = np.array([v for _, v in run.scalars("train/loss")])
     np.testing.assert_allclose(b, 1 + 9 * 0.9 ** (k + 1), rtol=2e-6)
     np.testing.assert_allclose(loss, 5 * (9 * 0.9**k) ** 2, rtol=2e-5)
+
+
+@pytest.mark.parametrize("learn_slope, learn_intercept", [(True, True), (False, True), (True, False)])
+def test_least_squares_optimum_of_a_line(learn_slope, learn_intercept):
+    """Where descent converges (drawn in TensorBoard as optimum/<name>): numpy's lstsq, frozen parameters held."""
+    import torch
+
+    from gd_torch.models import Line
+    from gd_torch.stability import least_squares
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=200), rng.normal(1.5 * rng.normal(size=200) - 0.3, 1.0)
+    line = Line(slope=0.7, intercept=-2.0, learn_slope=learn_slope, learn_intercept=learn_intercept)
+    got = least_squares(line, torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    columns = [x] * learn_slope + [np.ones_like(x)] * learn_intercept
+    target = y - (0.7 * x if not learn_slope else 0) - (-2.0 if not learn_intercept else 0)
+    expected = np.linalg.lstsq(np.column_stack(columns), target, rcond=None)[0]
+    names = ["slope"] * learn_slope + ["intercept"] * learn_intercept
+    assert got == pytest.approx(dict(zip(names, expected, strict=True)), rel=1e-5, abs=1e-6)
