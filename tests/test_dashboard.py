@@ -1,6 +1,6 @@
 """The TensorBoard a learner opens, read through a real TensorBoard server's HTTP data API over a
 learning-rate sweep made by the test: runs, scalars, the custom-scalars layout, the hparams
-experiment, the config text. The server is stopped at the end, also when a test fails."""
+experiment, the trajectory image, the config text. The server is stopped at the end, also when a test fails."""
 
 import json
 import socket
@@ -22,7 +22,8 @@ RUNS = ["article_sweep/lr_0.01/version_0", "article_sweep/lr_0.3/version_0"]
 def logdir(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("sweep")
     sweep = [sys.executable, "scripts/sweep.py", "--config", str(ARTICLE), "--learning-rates", "0.01", "0.3"]
-    done = subprocess.run([*sweep, "--save-dir", str(save_dir)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    sweep += ["--save-dir", str(save_dir), "--trainer.callbacks+=gd_torch.figures.TrajectoryFigure"]
+    done = subprocess.run(sweep, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr  # the diverging run does not stop the sweep
     assert "0.3            diverged" in done.stdout
     return save_dir
@@ -117,3 +118,8 @@ def test_the_resolved_config_is_in_the_text_tab(tensorboard):
     query = urllib.parse.urlencode({"run": RUNS[1], "tag": "config/text_summary"})
     (entry,) = tensorboard(f"/data/plugin/text/text?{query}")
     assert "learning_rate: 0.3" in entry["text"] and "reduction: sum" in entry["text"]
+
+
+def test_the_picture_is_in_the_images_tab(tensorboard):
+    tags = tensorboard("/data/plugin/images/tags")
+    assert {run: list(run_tags) for run, run_tags in tags.items()} == {run: ["trajectory"] for run in RUNS}
