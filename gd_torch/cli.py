@@ -64,7 +64,8 @@ class SaveConfig(SaveConfigCallback):
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if isinstance(trainer.logger, TensorBoardLogger):
-            text = self.parser.dump(self.config, skip_none=False)
+            # The file Lightning has just written (the logger's own log_dir: no DDP broadcast here).
+            text = (Path(trainer.logger.log_dir) / self.config_filename).read_text()
             code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
             trainer.logger.experiment.add_text("config", code_block, global_step=0)
 
