@@ -282,7 +282,7 @@ def table(cases, repeats: int, process_repeats: int) -> list[str]:
         whole, imports = process_seconds([article, imports], process_repeats)
     rows.append(
         f"| article as a process vs `import lightning.pytorch` | 5 | 30 | {whole:.2f} s | {imports:.2f} s"
-        f" | {whole / imports:.2f}x | | | {verdict(whole / imports, 1.15)} |"
+        f" | {whole / imports:.3f}x | | | {verdict(whole / imports, 1.15)} |"
     )
     return rows
 
