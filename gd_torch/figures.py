@@ -48,6 +48,7 @@ class TrajectoryFigure(pl.Callback):
         self._draw(trainer, pl_module)  # a diverging path is worth seeing too
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
         points = getattr(trainer.datamodule, "points", None)
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
@@ -58,7 +59,6 @@ class TrajectoryFigure(pl.Callback):
         names = [name for name, _ in self._params]
         optimum = least_squares(pl_module.model, *points) if len(names) == 2 else None
         figure = draw_trajectory(names, path, losses, self._landscape(pl_module, points, path), optimum)
-        run_dir = Path(trainer.log_dir)
         (line,) = [line for line in figure.axes[0].lines if line.get_gid() == "path"]  # as plotted
         metadata = {"gd_torch.path": json.dumps(line.get_xydata().tolist())}
         figure.savefig(run_dir / "trajectory.png", dpi=100, metadata=metadata)
