@@ -2,7 +2,7 @@
 
 import sys
 
-from gd_torch.cli import main
+from gd_torch.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
