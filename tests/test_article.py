@@ -87,6 +87,7 @@ def test_run_directory_holds_config_and_last_checkpoint(article_run):
     assert saved["model"]["reduction"] == "sum"
     assert saved["trainer"]["max_steps"] == 30
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "trajectory.png").is_file()
 
 
 def test_a_second_run_gets_its_own_version(train):
