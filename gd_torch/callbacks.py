@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 
 from gd_torch.module import step_loss
-from gd_torch.stopping import stop_reason
+from gd_torch.stopping import completed_step, stop_reason
 
 
 def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
@@ -24,11 +24,6 @@ def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> 
     return {
         name: p for name, p in module.named_parameters() if p.numel() == 1 and (p.requires_grad or not trainable_only)
     }
-
-
-def completed_step(trainer: pl.Trainer) -> int:
-    """Index k of the optimizer update that just ran (``global_step`` counts them from 1)."""
-    return trainer.global_step - 1
 
 
 class ArticleTable(pl.Callback):

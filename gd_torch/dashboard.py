@@ -20,10 +20,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import custom_scalars
 
-from gd_torch.callbacks import completed_step
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import least_squares
-from gd_torch.stopping import stop_reason
+from gd_torch.stopping import completed_step, stop_reason
 
 
 class Dashboard(pl.Callback):

@@ -15,6 +15,7 @@ from torch.func import functional_call
 
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import least_squares
+from gd_torch.stopping import completed_step
 
 
 class TrajectoryFigure(pl.Callback):
@@ -64,7 +65,7 @@ class TrajectoryFigure(pl.Callback):
         figure.savefig(run_dir / "trajectory.png", dpi=100, metadata=metadata)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("trajectory", figure, global_step=max(trainer.global_step - 1, 0))
+                logger.experiment.add_figure("trajectory", figure, global_step=max(completed_step(trainer), 0))
                 logger.experiment.flush()
 
     def _landscape(self, pl_module: pl.LightningModule, points, path: torch.Tensor):

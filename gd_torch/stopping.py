@@ -17,6 +17,11 @@ from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import largest_stable_learning_rate
 
 
+def completed_step(trainer: pl.Trainer) -> int:
+    """Index k of the optimizer update that just ran (``global_step`` counts them from 1)."""
+    return trainer.global_step - 1
+
+
 def stop_reason(trainer: pl.Trainer) -> str:
     """``converged``, ``interrupted``, ``max_steps`` or ``max_epochs``."""
     for callback in trainer.callbacks:
@@ -83,9 +88,9 @@ class Divergence(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = step_loss(outputs)
         if self._on_cpu:  # reading the value costs nothing here
-            self._check(trainer, pl_module, [trainer.global_step - 1], [loss.item()])
+            self._check(trainer, pl_module, [completed_step(trainer)], [loss.item()])
             return
-        self._pending.append((trainer.global_step - 1, loss))
+        self._pending.append((completed_step(trainer), loss))
         if len(self._pending) >= self.check_every or trainer.should_stop or trainer.global_step >= trainer.max_steps:
             losses = torch.stack([loss for _, loss in self._pending]).tolist()  # one device sync
             steps = [step for step, _ in self._pending]
