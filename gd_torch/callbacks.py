@@ -15,7 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from gd_torch.module import step_loss
+from gd_torch.module import full_loss, step_loss
 from gd_torch.stopping import completed_step, stop_reason
 
 
@@ -97,8 +97,7 @@ class RunSummary(pl.Callback):
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
         seconds = time.perf_counter() - self._start
-        with torch.no_grad():
-            final_loss = pl_module.loss(*trainer.datamodule.points).item()
+        final_loss = full_loss(trainer, pl_module).item()
         named = list(pl_module.model.named_parameters())
         summary: dict[str, Any] = {
             "steps": trainer.global_step,

@@ -20,9 +20,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import custom_scalars
 
-from gd_torch.module import GradientDescent, step_loss
+from gd_torch.module import GradientDescent, full_loss, step_loss
 from gd_torch.stability import least_squares
-from gd_torch.stopping import completed_step, stop_reason
+from gd_torch.stopping import completed_step, largest_change, stop_reason
 
 
 class Dashboard(pl.Callback):
@@ -84,14 +84,14 @@ class Dashboard(pl.Callback):
         if step == self._last_step:  # no update on this batch (gradient accumulation)
             return
         self._last_step = step
+        loss = step_loss(outputs)
         grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in self._learnable]
-        changes = [(p.detach() - before).abs().max() for p, before in zip(self._learnable, self._before, strict=True)]
         values = [
-            step_loss(outputs),
+            loss,
             *self._scalars,
             *(torch.linalg.vector_norm(p) for _, p in self._tensors),
             *(g.reshape(()) if g.numel() == 1 else torch.linalg.vector_norm(g) for g in grads),
-            torch.stack(changes).max() if changes else step_loss(outputs).new_zeros(()),
+            largest_change(self._learnable, self._before) if self._learnable else loss.new_zeros(()),
         ]
         learning_rate = trainer.optimizers[0].param_groups[0]["lr"]
         self._pending.append((step, time.time(), torch.stack([v.float() for v in values]), learning_rate))
@@ -134,12 +134,9 @@ class Dashboard(pl.Callback):
             return
         last = max(completed_step(trainer), 0)
         self._write_optimum(writer, last)
-        points = getattr(trainer.datamodule, "points", None)
         metrics = {"hparams/steps": trainer.global_step}
-        if points is not None:
-            with torch.no_grad():
-                final_loss = pl_module.loss(*points).item()
-            metrics["hparams/final_loss"] = final_loss
+        if getattr(trainer.datamodule, "points", None) is not None:
+            metrics["hparams/final_loss"] = full_loss(trainer, pl_module).item()
         trainer.logger.log_hyperparams(self._hyperparameters(trainer, pl_module, reason), metrics, step=last)
         writer.flush()
 

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.func import functional_call
 
-from gd_torch.module import GradientDescent, step_loss
+from gd_torch.module import GradientDescent, full_loss, step_loss
 from gd_torch.stability import least_squares
 from gd_torch.stopping import completed_step
 
@@ -54,8 +54,7 @@ class TrajectoryFigure(pl.Callback):
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
         path = torch.stack(self._path).double().cpu()
-        with torch.no_grad():
-            final = pl_module.loss(*points).reshape(1)
+        final = full_loss(trainer, pl_module).reshape(1)
         losses = torch.cat([torch.stack(self._losses), final]).double().cpu()
         names = [name for name, _ in self._params]
         optimum = least_squares(pl_module.model, *points) if len(names) == 2 else None

@@ -111,3 +111,14 @@ def step_loss(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The loss a callback reports for a step: over all processes' batches when the module says so
     (``global_loss``), else the ``loss`` any LightningModule returns."""
     return outputs.get("global_loss", outputs["loss"]).detach()
+
+
+def full_loss(trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
+    """The loss over all of the DataModule's ``points`` at the current parameters: one forward pass
+    over every point, so it is computed once per step count however many callbacks ask for it."""
+    cached = getattr(pl_module, "_full_loss", None)
+    if cached is None or cached[0] != trainer.global_step:
+        with torch.no_grad():
+            cached = (trainer.global_step, pl_module.loss(*trainer.datamodule.points).detach())
+        pl_module._full_loss = cached
+    return cached[1]

@@ -22,6 +22,11 @@ def completed_step(trainer: pl.Trainer) -> int:
     return trainer.global_step - 1
 
 
+def largest_change(after: list[torch.Tensor], before: list[torch.Tensor]) -> torch.Tensor:
+    """The step size: the largest change of any parameter value between two snapshots, on the device."""
+    return torch.stack([(a.detach() - b).abs().max() for a, b in zip(after, before, strict=True)]).max()
+
+
 def stop_reason(trainer: pl.Trainer) -> str:
     """``converged``, ``interrupted``, ``max_steps`` or ``max_epochs``."""
     for callback in trainer.callbacks:
@@ -50,9 +55,8 @@ class Convergence(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self.tolerance:
             return
-        after = [p.detach() for p in pl_module.parameters() if p.requires_grad]
-        step_size = max((a - b).abs().max() for a, b in zip(after, self._before, strict=True))
-        if step_size.item() < self.tolerance:
+        after = [p for p in pl_module.parameters() if p.requires_grad]
+        if largest_change(after, self._before).item() < self.tolerance:
             self.stop_reason = "converged"
             trainer.should_stop = True
 
