@@ -15,6 +15,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from gd_torch.data import splits_of
+from gd_torch.metrics import split_metrics
+from gd_torch.models import in_data_units
 from gd_torch.module import full_loss, step_loss
 from gd_torch.stopping import completed_step, stop_reason
 
@@ -75,8 +78,9 @@ def _device_name(device: torch.device) -> str:
 class RunSummary(pl.Callback):
     """Says where training runs, then sums the run up on the console and in ``summary.json``.
 
-    ``final_loss`` is measured at the final parameters over all points (the last logged loss is
-    one update older). The DataModule provides them as ``points``.
+    ``final_loss`` is measured at the final parameters over the whole training split (the last logged
+    loss is one update older); ``metrics`` (mse, rmse, mae, r2) over every split the data holds. A run
+    that failed in the model itself gets neither: measuring would run the failing model again.
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -86,28 +90,34 @@ class RunSummary(pl.Callback):
             print(f"Training on {_device_name(pl_module.device)}{processes}", flush=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module, stop_reason(trainer))
+        self._write(trainer, pl_module, stop_reason(trainer), measure=True)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             reason = "interrupted"
         else:
             reason = getattr(exception, "stop_reason", "failed")
-        self._write(trainer, pl_module, reason)
+        self._write(trainer, pl_module, reason, measure=reason != "failed")
 
-    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str, measure: bool) -> None:
         seconds = time.perf_counter() - self._start
-        final_loss = full_loss(trainer, pl_module).item()
         named = list(pl_module.model.named_parameters())
         summary: dict[str, Any] = {
             "steps": trainer.global_step,
             "params": {name: parameter_value(p) for name, p in named if p.numel() <= SHOWN_IN_FULL},
             "param_norms": {name: finite_or_none(p.norm().item()) for name, p in named if p.numel() > 1},
-            "final_loss": finite_or_none(final_loss),
-            "stop_reason": reason,
-            "device": str(pl_module.device),
-            "seconds": round(seconds, 3),
         }
+        raw = in_data_units(pl_module.model, pl_module.x_mean, pl_module.x_std) if _standardized(pl_module) else None
+        if raw is not None:
+            summary["params_in_data_units"] = {name: parameter_value(value) for name, value in raw.items()}
+        measured = measure and trainer.is_global_zero and getattr(trainer.datamodule, "points", None) is not None
+        summary["final_loss"] = finite_or_none(full_loss(trainer, pl_module).item()) if measured else None
+        if measured and splits_of(trainer.datamodule):
+            summary["metrics"] = {
+                split: {name: finite_or_none(value) if value is not None else None for name, value in values.items()}
+                for split, values in split_metrics(trainer, pl_module).items()
+            }
+        summary |= {"stop_reason": reason, "device": str(pl_module.device), "seconds": round(seconds, 3)}
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
         if not trainer.is_global_zero:
             return
@@ -117,18 +127,58 @@ class RunSummary(pl.Callback):
 
     @staticmethod
     def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path) -> str:
-        learnable = {name for name, p in pl_module.model.named_parameters() if p.requires_grad}
-        params = ", ".join(
+        lines = [
+            f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
+            f" on {_device_name(pl_module.device)}",
+            *_parameter_lines(summary, pl_module.model),
+            f"  final loss: {_number(summary['final_loss'])} (at the final parameters)",
+            *_metric_lines(summary.get("metrics", {})),
+            f"  run directory: {run_dir}",
+            f"  view it: tensorboard --logdir {run_dir}",
+        ]
+        return "\n".join(lines)
+
+
+def _standardized(pl_module: pl.LightningModule) -> bool:
+    return getattr(pl_module, "x_mean", None) is not None
+
+
+# A model with more values than this is summed up by tensor: count, shape and norm.
+LISTED_TENSORS = 12
+
+
+def _parameter_lines(summary: dict[str, Any], model: torch.nn.Module) -> list[str]:
+    named = list(model.named_parameters())
+    learnable = {name for name, p in named if p.requires_grad}
+    total = sum(p.numel() for _, p in named)
+    if total <= SHOWN_IN_FULL:
+        shown = ", ".join(
             f"{name} = {_number(value)} ({'learned' if name in learnable else 'frozen'})"
             for name, value in summary["params"].items()
         )
-        return "\n".join(
-            [
-                f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
-                f" on {_device_name(pl_module.device)}",
-                f"  parameters: {params}",
-                f"  final loss: {_number(summary['final_loss'])} (at the final parameters)",
-                f"  run directory: {run_dir}",
-                f"  view it: tensorboard --logdir {run_dir}",
-            ]
-        )
+        lines = [f"  parameters: {shown}"]
+        raw = summary.get("params_in_data_units")
+        if raw:
+            lines.append("  in the data's units: " + ", ".join(f"{name} = {_number(v)}" for name, v in raw.items()))
+        return lines
+    learned = sum(p.numel() for _, p in named if p.requires_grad)
+    lines = [f"  parameters: {total:,} values in {len(named)} tensors ({learned:,} learned)"]
+    width = max(len(name) for name, _ in named[:LISTED_TENSORS])
+    for name, p in named[:LISTED_TENSORS]:
+        shape = "x".join(str(size) for size in p.shape) or "scalar"
+        norm = _number(finite_or_none(p.norm().item()))
+        lines.append(f"    {name:<{width}}  {shape:>9}  norm {norm}{'' if p.requires_grad else ' (frozen)'}")
+    if len(named) > LISTED_TENSORS:
+        lines.append(f"    ... and {len(named) - LISTED_TENSORS} more tensors (all in summary.json's param_norms)")
+    return lines
+
+
+def _metric_lines(metrics: dict[str, dict[str, float | None]]) -> list[str]:
+    if not metrics:
+        return []
+    names = list(next(iter(metrics.values())))
+    lines = ["  metrics:    " + "".join(f"{name:>12}" for name in names)]
+    for split, values in metrics.items():
+        cells = "".join(f"{'-' if values[name] is None else _number(values[name]):>12}" for name in names)
+        lines.append(f"    {split:<9}" + cells)
+    return lines

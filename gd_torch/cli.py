@@ -23,17 +23,16 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch.callbacks import RunSummary
+from gd_torch.checks import check_model_fits_data
 from gd_torch.dashboard import Dashboard
+from gd_torch.data import PointData
+from gd_torch.errors import ConfigError
 from gd_torch.module import GradientDescent
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.rundir import reserve_run_directory, why_not_writable
 from gd_torch.stopping import Diverged, Divergence, GracefulInterrupt, stop_reason
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class ConfigError(Exception):
-    """The config or the data is invalid: report it in one line, train nothing."""
 
 
 def trainer_defaults() -> dict:
@@ -43,6 +42,11 @@ def trainer_defaults() -> dict:
         "max_steps": 1000,  # Lightning's own default budget is 1000 epochs; a step is the unit here
         # Lightning's default of 50 would thin out anything a model logs with self.log.
         "log_every_n_steps": 1,
+        # Validation (when the data holds out a val split) every val_check_interval steps, counted
+        # across epochs: the full-batch epoch never ends, so Lightning's once-an-epoch would be never.
+        "val_check_interval": 10,
+        "check_val_every_n_epoch": None,
+        "num_sanity_val_steps": 0,  # the model was already tried on the data before the run began
         "profiler": {"class_path": "gd_torch.profiling.NoProfiler"},
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -129,7 +133,36 @@ class GradientDescentCLI(LightningCLI):
             raise ConfigError(f"trainer: {one_line(str(error))}") from None
 
     def after_instantiate_classes(self) -> None:
-        """Claim the run directory last, once everything else is known to be valid."""
+        """Check what needs the data, keep the model's config for checkpoints, and claim the run
+        directory last, once everything else is known to be valid."""
+        self.check_data_and_model()
+        # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
+        # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
+        section = self.config_dump["model"]
+        self.model.hparams.update(model=section["model"], optimizer=section.get("optimizer"))
+        self.claim_run_directory()
+
+    def check_data_and_model(self) -> None:
+        """The points made on the training device, split and standardized, then one forward pass of the
+        model on a few of them: a model that does not fit its data is an error before anything is written."""
+        data = self.datamodule
+        if not isinstance(data, PointData):
+            return  # another DataModule sets itself up when Lightning says so
+        data.trainer = self.trainer  # the device to make the points on; Lightning's own setup then reuses them
+        try:
+            data.setup("fit")
+        except ValueError as error:
+            raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
+        if "val" not in data.splits:
+            # Nothing to validate: Lightning's validation loop stays out of the run altogether.
+            self.trainer.limit_val_batches = 0
+        x, y = data.splits["train"]
+        try:
+            check_model_fits_data(self.model.model, x, y, data.features.names)
+        except ValueError as error:
+            raise ConfigError(f"model.model: {error}") from None
+
+    def claim_run_directory(self) -> None:
         logger = self.trainer.logger
         if not isinstance(logger, TensorBoardLogger) or not self.trainer.is_global_zero:
             return  # other processes of a DDP run write nothing; rank zero's directory is theirs too
@@ -163,7 +196,7 @@ class GradientDescentCLI(LightningCLI):
         if key is None:
             return message
         first_word = re.match(r"\w+", message)
-        if first_word and first_word[0] in inspect.signature(owner).parameters:
+        if first_word and first_word[0] in init_parameters(owner):
             return f"{key}.{message}"
         return f"{key}: {message}"
 
@@ -180,6 +213,11 @@ class GradientDescentCLI(LightningCLI):
                     if getattr(item, "class_path", None) == class_path:
                         return f"{key}[{i}].init_args"
         return None
+
+
+def init_parameters(cls: type) -> set[str]:
+    """The constructor arguments of ``cls`` and of the classes its ``**options`` go on to."""
+    return {name for klass in cls.__mro__ for name in inspect.signature(klass.__init__).parameters}
 
 
 def config_files(argv: list[str]) -> list[str]:

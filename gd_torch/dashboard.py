@@ -10,6 +10,10 @@ Per step k (the k-th update; the loss is the one before it, everything else afte
     train/step_size          the largest change of any learnable parameter in update k
     train/learning_rate      the optimizer's learning rate
     optimum/<name>           where a Line's parameter converges (least squares), when it is known
+
+Every ``trainer.val_check_interval`` steps, when the data holds out a validation split, the module logs
+``val/loss`` (at the parameters after that many updates, as ``train/loss`` of the next step). At the
+end, ``metrics/<split>/<name>`` (mse, rmse, mae, r2 of each split) and the HParams tab.
 """
 
 import time
@@ -20,6 +24,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import custom_scalars
 
+from gd_torch.data import PointData, splits_of
+from gd_torch.metrics import split_metrics
 from gd_torch.module import GradientDescent, full_loss, step_loss
 from gd_torch.stability import least_squares
 from gd_torch.stopping import completed_step, largest_change, stop_reason
@@ -43,6 +49,7 @@ class Dashboard(pl.Callback):
         self.flush_every = flush_every
         self.histogram_every = histogram_every
         self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
+        self._pending_val: list[tuple[int, float, torch.Tensor]] = []  # step, wall time, val/loss
         self._last_step = -1
 
     @staticmethod
@@ -73,7 +80,8 @@ class Dashboard(pl.Callback):
         self._optimum = self._known_optimum(trainer, pl_module)
         writer = self._writer(trainer)
         if writer is not None:
-            writer._get_file_writer().add_summary(custom_scalars(self._layout(named, learnable)))
+            has_val = "val" in splits_of(trainer.datamodule)
+            writer._get_file_writer().add_summary(custom_scalars(self._layout(named, learnable, has_val)))
             self._write_optimum(writer, trainer.global_step)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -102,8 +110,22 @@ class Dashboard(pl.Callback):
             for name, p in self._tensors if writer else ():
                 writer.add_histogram(f"params/{name}", p, step)
 
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``val/loss`` at step k = the number of updates so far: the same parameters as ``train/loss``
+        at step k, so the two curves on one chart compare like with like."""
+        value = trainer.callback_metrics.get("val/loss")
+        if value is not None and not trainer.sanity_checking:
+            self._pending_val.append((trainer.global_step, time.time(), value.detach().clone()))
+
     def _flush(self, trainer: pl.Trainer) -> None:
         writer = self._writer(trainer)
+        if writer is not None and self._pending_val:
+            values = torch.stack([value for _, _, value in self._pending_val]).tolist()
+            for (step, wall_time, _), value in zip(self._pending_val, values, strict=True):
+                writer._get_file_writer().add_summary(
+                    Summary(value=[Summary.Value(tag="val/loss", simple_value=value)]), step, wall_time
+                )
+        self._pending_val.clear()
         if not self._pending or writer is None:
             self._pending.clear()
             return
@@ -125,28 +147,38 @@ class Dashboard(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._flush(trainer)  # keep the steps that did run
-        self._finish(trainer, pl_module, getattr(exception, "stop_reason", "failed"))
+        reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else getattr(exception, "stop_reason", "failed")
+        # A failure in the model itself is not measured: that would run the failing model again.
+        self._finish(trainer, pl_module, reason, measure=reason != "failed")
 
-    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
-        """The optimum line's second point, and the run's hyperparameters with its results."""
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str, measure: bool = True) -> None:
+        """The optimum line's second point, the final metrics, and the run's hyperparameters with its results."""
         writer = self._writer(trainer)
         if writer is None:
             return
         last = max(completed_step(trainer), 0)
         self._write_optimum(writer, last)
-        metrics = {"hparams/steps": trainer.global_step}
-        if getattr(trainer.datamodule, "points", None) is not None:
-            metrics["hparams/final_loss"] = full_loss(trainer, pl_module).item()
-        trainer.logger.log_hyperparams(self._hyperparameters(trainer, pl_module, reason), metrics, step=last)
+        results = {"hparams/steps": trainer.global_step}
+        if measure and getattr(trainer.datamodule, "points", None) is not None:
+            results["hparams/final_loss"] = full_loss(trainer, pl_module).item()
+            for split, values in split_metrics(trainer, pl_module).items():
+                results |= {f"metrics/{split}/{name}": value for name, value in values.items() if value is not None}
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):  # hparams with results: TensorBoard's HParams tab
+                logger.log_hyperparams(self._hyperparameters(trainer, pl_module, reason), results, step=last)
         writer.flush()
 
     def _hyperparameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> dict:
         data = trainer.datamodule
         points = len(data.points[1]) if getattr(data, "points", None) else None
+        splits = splits_of(data)
         hparams = {
             "model": type(pl_module.model).__name__,
             "data": type(data).__name__,
             "points": points,
+            "val_points": len(splits["val"][1]) if "val" in splits else None,
+            "test_points": len(splits["test"][1]) if "test" in splits else None,
+            "standardize": data.standardize if isinstance(data, PointData) else None,
             "batch_size": getattr(data, "batch_size", None) or points,  # full batch: all the points
             "max_steps": trainer.max_steps,
             "stop_reason": reason,
@@ -173,14 +205,15 @@ class Dashboard(pl.Callback):
         for name, value in self._optimum.items():
             writer.add_scalar(f"optimum/{name}", value, step)
 
-    def _layout(self, named, learnable) -> dict:
-        """TensorBoard's Custom Scalars tab: each parameter beside its optimum, the loss, the step size."""
+    def _layout(self, named, learnable, has_val: bool) -> dict:
+        """TensorBoard's Custom Scalars tab: each parameter beside its optimum, the loss (training and
+        validation on one chart), the step size."""
         charts = {
             f"{name} (and its optimum)": ["Multiline", [f"params/{name}", f"optimum/{name}"]]
             for name, p in named
             if p.numel() == 1 and p.requires_grad
         }
-        charts["loss"] = ["Multiline", ["train/loss"]]
+        charts["loss"] = ["Multiline", ["train/loss", "val/loss"] if has_val else ["train/loss"]]
         charts["step size"] = ["Multiline", ["train/step_size"]]
         charts["gradients"] = ["Multiline", [r"grads/.*"]]
         return {"Gradient descent": charts}

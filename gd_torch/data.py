@@ -1,67 +1,196 @@
-"""Where the points come from: inline in the config, a CSV file, or a synthetic line.
+"""Where the points come from: inline in the config, a CSV file, or a synthetic line; how they are
+split into training, validation and test points; and how the features are standardized.
 
 Every DataModule here puts all its points on the training device once, in ``setup``, and hands out
 batches that are the same tensors (full batch) or slices of them (mini-batches): no per-step copy
-from the host, no per-sample collation. ``points`` gives all of them, for whole-data measurements.
+from the host, no per-sample collation. ``splits`` gives every split whole, for measurements over all
+of its points (the final loss, the metrics, the pictures).
 """
 
 import csv
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Features:
+    """What the model's input columns are: their names and, with ``standardize``, the mean and standard
+    deviation of each over the training split (float32, shape () for one feature, (F,) for several)."""
+
+    names: list[str]
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
 
 
 class PointData(pl.LightningDataModule):
-    """The common part: device placement, full batch or shuffled mini-batches.
+    """The common part: held-out splits, standardization, device placement, full batch or shuffled
+    mini-batches. Subclasses say where the points come from in ``make_points``.
 
-    ``batch_size=None`` (or >= the number of points) is full-batch gradient descent, the article's
-    case: every step sees all points, unshuffled, in one open-ended epoch. A smaller ``batch_size``
-    is mini-batch SGD: each epoch draws a permutation on the device from a generator seeded by
-    ``seed`` and the epoch, and its batches are consecutive slices of the permuted points (the last
-    one may be smaller). Subclasses say where the points come from in ``make_points``.
+    Args:
+        batch_size: ``null`` (or >= the number of points) is full-batch gradient descent, the article's
+            case: every step sees all training points, unshuffled, in one open-ended epoch. A smaller
+            ``batch_size`` is mini-batch SGD: each epoch draws a permutation on the device from a
+            generator seeded by ``seed`` and the epoch, and its batches are consecutive slices of the
+            permuted points (the last one may be smaller).
+        seed: Seeds the split into train/val/test and the mini-batch shuffles.
+        standardize: Z-score each feature of x with the mean and standard deviation of the training
+            split. The statistics travel with the run (checkpoint, ``load_run``), so a trained model
+            still takes raw x; the targets keep their units.
+        val_fraction: The share of the points held out for validation (``val/loss``, metrics).
+        test_fraction: The share of the points held out for testing (metrics at the end).
 
-    Under several processes (Lightning's DDP) each one trains on its own contiguous shard of the
-    points, without the padding by repeated samples that a DistributedSampler adds; every process
-    takes the same number of batches per epoch (a short shard's last batch may be empty).
+    The split is one permutation of the points seeded by ``seed``, the same on every process and after
+    a resume; each split keeps the points' original order. Under several processes (Lightning's DDP)
+    each one trains on its own contiguous shard of the training split, without the padding by
+    repeated samples that a DistributedSampler adds; every process takes the same number of batches
+    per epoch (a short shard's last batch may be empty).
     """
 
-    def __init__(self, batch_size: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        seed: int = 0,
+        standardize: bool = False,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+    ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or null (full batch), got {batch_size}")
+        for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not (math.isfinite(fraction) and 0 <= fraction < 1):
+                raise ValueError(f"{name} must be a number in [0, 1) (0 = no such split), got {fraction}")
+        if val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1 so that points are left to train on,"
+                f" got {val_fraction} + {test_fraction}"
+            )
         self.batch_size = batch_size
         self.seed = seed
-        self.x: torch.Tensor | None = None
-        self.y: torch.Tensor | None = None
+        self.standardize = standardize
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.splits: dict[str, Batch] = {}
+        self.features: Features | None = None
 
     def make_points(self, device: torch.device) -> Batch:
         """All points as float32 tensors on ``device``: x of shape (N,) or (N, features), y (N,)."""
         raise NotImplementedError
 
+    def make_held_out(self, device: torch.device) -> dict[str, Batch]:
+        """Splits that come apart from ``make_points`` (``val``, ``test``), e.g. from files of their own."""
+        return {}
+
+    def feature_names(self, count: int) -> list[str]:
+        """The names of x's columns: ``x`` for one feature, ``x1``, ``x2``, ... for several."""
+        return ["x"] if count == 1 else [f"x{i}" for i in range(1, count + 1)]
+
+    def target_name(self) -> str:
+        return "y"
+
     def setup(self, stage: str) -> None:
-        if self.x is None:
-            device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-            self.x, self.y = self.make_points(device)
+        if self.splits:
+            return  # made once (the command checks shapes before Lightning sets up)
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        splits = self._split(*self.make_points(device))
+        splits |= self.make_held_out(device)
+        x = splits["train"][0]
+        self.features = Features(self.feature_names(1 if x.dim() == 1 else x.shape[1]))
+        if self.standardize:
+            self.features.mean, self.features.std = self._statistics(x)
+            splits = {name: (standardized(sx, self.features), sy) for name, (sx, sy) in splits.items()}
+        self.splits = {name: splits[name] for name in SPLITS if name in splits}
+
+    def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Batch]:
+        n = len(y)
+        sizes = {"val": round(self.val_fraction * n), "test": round(self.test_fraction * n)}
+        for name, size in sizes.items():
+            if size == 0 and getattr(self, f"{name}_fraction") > 0:
+                raise ValueError(
+                    f"{name}_fraction: {getattr(self, f'{name}_fraction')} of {n} points is no point at all;"
+                    f" use a larger fraction or more points"
+                )
+        if n - sizes["val"] - sizes["test"] < 1:
+            raise ValueError(f"val_fraction and test_fraction leave none of the {n} points to train on")
+        if not (sizes["val"] or sizes["test"]):
+            return {"train": (x, y)}  # the article's case: the points as given, in their order
+        # One permutation from a CPU generator: the same split on every device, process and resume.
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).to(y.device)
+        held = {"val": order[: sizes["val"]], "test": order[sizes["val"] : sizes["val"] + sizes["test"]]}
+        train = order[sizes["val"] + sizes["test"] :]
+        chosen = {"train": train, **{name: at for name, at in held.items() if len(at)}}
+        # Sorted indices keep each split in the points' original order.
+        return {name: (x[at.sort().values], y[at.sort().values]) for name, at in chosen.items()}
+
+    def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each feature's mean and (population) standard deviation over the training split, in float64."""
+        x64 = x.double()
+        mean, std = x64.mean(dim=0), x64.std(dim=0, correction=0)
+        constant = (std == 0).reshape(-1).nonzero().reshape(-1).tolist()
+        if constant:
+            i = constant[0]
+            value = mean.reshape(-1)[i].item()
+            raise ValueError(
+                f"standardize: feature {self.features.names[i]!r} is constant ({value:g}) in the training split,"
+                " so it cannot be standardized; drop it from x or set standardize: false"
+            )
+        return mean.float(), std.float()
 
     @property
     def points(self) -> Batch:
-        return self.x, self.y
+        """The training split (all points when nothing is held out)."""
+        return self.splits["train"]
 
     def train_dataloader(self) -> "FullBatch | Batches":
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        x, y = self.x.tensor_split(world)[rank], self.y.tensor_split(world)[rank]  # views, no copy
-        largest_shard = math.ceil(len(self.y) / world)
+        x, y = self.splits["train"]
+        x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # views, no copy
+        largest_shard = math.ceil(len(self.splits["train"][1]) / world)
         if self.batch_size is None or self.batch_size >= largest_shard:
             return FullBatch(x, y)
         return Batches(x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard)
 
+    def val_dataloader(self) -> "OneBatch | list":
+        # Every process evaluates the whole validation split: one value, the same everywhere.
+        return OneBatch(*self.splits["val"]) if "val" in self.splits else []
+
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
+
+    def state_dict(self) -> dict:
+        # The input columns' names go into checkpoints: a trained model is used by them (predict.py).
+        return {"feature_names": self.features.names} if self.features else {}
+
+
+def standardized(x: torch.Tensor, features: Features) -> torch.Tensor:
+    """x in units of its training split's standard deviations from the mean, feature by feature."""
+    return (x - features.mean) / features.std
+
+
+def splits_of(datamodule: pl.LightningDataModule | None) -> dict[str, Batch]:
+    """The splits of a set-up :class:`PointData` (``train`` always, ``val`` and ``test`` when held out);
+    nothing for another DataModule."""
+    return datamodule.splits if isinstance(datamodule, PointData) else {}
+
+
+class OneBatch:
+    """A whole split as one batch, once per pass (a class: Lightning reads a list as several dataloaders)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.batch = (x, y)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[Batch]:
+        yield self.batch
 
 
 class FullBatch:
@@ -118,10 +247,16 @@ def _check_finite(name: str, values: list[float]) -> None:
 
 
 class Points(PointData):
-    """Points given inline in the config: ``x`` and ``y`` lists of the same length."""
+    """Points given inline in the config.
 
-    def __init__(self, x: list[float], y: list[float], batch_size: int | None = None, seed: int = 0) -> None:
-        super().__init__(batch_size, seed)
+    Args:
+        x: One value per point (one feature).
+        y: The targets, as many as x.
+        **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
+    """
+
+    def __init__(self, x: list[float], y: list[float], **options) -> None:
+        super().__init__(**options)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} points but y has {len(y)}; they must have the same length")
         if not x:
@@ -135,72 +270,113 @@ class Points(PointData):
 
 
 class CSVPoints(PointData):
-    """Points from a CSV file with a header row: ``x`` names one column (or a list of columns, one
-    per feature), ``y`` the target column. The file is read and checked when the config is."""
+    """Points from a CSV file with a header row. The files are read and checked when the config is.
+
+    Args:
+        path: The CSV file, relative to the directory you run from.
+        x: The feature column, or a list of them (one per feature).
+        y: The target column.
+        val_path: A CSV file with the same columns whose rows are the validation split
+            (instead of ``val_fraction``).
+        test_path: Likewise for the test split (instead of ``test_fraction``).
+        **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
+    """
 
     def __init__(
         self,
         path: str,
         x: str | list[str],
         y: str,
-        batch_size: int | None = None,
-        seed: int = 0,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        **options,
     ) -> None:
-        super().__init__(batch_size, seed)
+        super().__init__(**options)
         self.path = path
         self.x_columns = [x] if isinstance(x, str) else list(x)
         if not self.x_columns:
             raise ValueError("x must name at least one column")
-        self._x, self._y = self._read(Path(path), y)
+        self.y_column = y
+        self._x, self._y = read_columns(Path(path), self.x_columns, y, key="path")
+        self._held_out: dict[str, tuple[list[list[float]], list[float]]] = {}
+        for split, split_path in (("val", val_path), ("test", test_path)):
+            if split_path is None:
+                continue
+            if getattr(self, f"{split}_fraction"):
+                raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
+            self._held_out[split] = read_columns(Path(split_path), self.x_columns, y, key=f"{split}_path")
 
-    def _read(self, path: Path, y_column: str) -> tuple[list[list[float]], list[float]]:
-        if not path.is_file():
-            raise ValueError(f"path: no such file: {path}")
-        with path.open(newline="") as file:
-            rows = csv.reader(file)
-            header = [name.strip() for name in next(rows, [])]
-            if not header:
-                raise ValueError(f"path: {path} is empty; it needs a header row naming its columns")
-            for key, columns in (("x", self.x_columns), ("y", [y_column])):
-                missing = [c for c in columns if c not in header]
-                if missing:
-                    raise ValueError(f"{key}: {path} has no column {missing[0]!r}; it has {', '.join(header)}")
-            x_at = [header.index(c) for c in self.x_columns]
-            y_at = header.index(y_column)
-            xs, ys = [], []
-            for line, row in enumerate(rows, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise ValueError(f"path: {path} line {line} has {len(row)} cells; the header has {len(header)}")
-                xs.append([_number(path, line, header[i], row[i]) for i in x_at])
-                ys.append(_number(path, line, y_column, row[y_at]))
-        if not ys:
-            raise ValueError(f"path: {path} has a header but no data rows")
-        return xs, ys
+    def feature_names(self, count: int) -> list[str]:
+        return self.x_columns
 
-    def make_points(self, device: torch.device) -> Batch:
-        x = torch.tensor(self._x, device=device)
+    def target_name(self) -> str:
+        return self.y_column
+
+    def _tensors(self, rows: list[list[float]], targets: list[float], device: torch.device) -> Batch:
+        x = torch.tensor(rows, device=device)
         if len(self.x_columns) == 1:
             x = x.squeeze(-1)  # one feature: shape (N,), as a Line expects
-        return x, torch.tensor(self._y, device=device)
+        return x, torch.tensor(targets, device=device)
+
+    def make_points(self, device: torch.device) -> Batch:
+        return self._tensors(self._x, self._y, device)
+
+    def make_held_out(self, device: torch.device) -> dict[str, Batch]:
+        return {split: self._tensors(*rows, device) for split, rows in self._held_out.items()}
 
 
-def _number(path: Path, line: int, column: str, cell: str) -> float:
+def read_columns(path: Path, x_columns: list[str], y_column: str | None, key: str):
+    """The named columns of a CSV file with a header row, every cell checked to be a finite number:
+    ``(rows of x, y)``, or ``(rows of x, None)`` without ``y_column``. Errors name ``key``, the file,
+    the line and the column."""
+    if not path.is_file():
+        raise ValueError(f"{key}: no such file: {path}")
+    with path.open(newline="") as file:
+        rows = csv.reader(file)
+        header = [name.strip() for name in next(rows, [])]
+        if not header:
+            raise ValueError(f"{key}: {path} is empty; it needs a header row naming its columns")
+        wanted = (("x", x_columns), ("y", [y_column] if y_column is not None else []))
+        for column_key, columns in wanted:
+            missing = [c for c in columns if c not in header]
+            if missing:
+                where = column_key if key == "path" else key
+                raise ValueError(f"{where}: {path} has no column {missing[0]!r}; it has {', '.join(header)}")
+        x_at = [header.index(c) for c in x_columns]
+        xs, ys = [], []
+        for line, row in enumerate(rows, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{key}: {path} line {line} has {len(row)} cells; the header has {len(header)}")
+            xs.append([_number(key, path, line, header[i], row[i]) for i in x_at])
+            if y_column is not None:
+                ys.append(_number(key, path, line, y_column, row[header.index(y_column)]))
+    if not xs:
+        raise ValueError(f"{key}: {path} has a header but no data rows")
+    return xs, (ys if y_column is not None else None)
+
+
+def _number(key: str, path: Path, line: int, column: str, cell: str) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise ValueError(f"path: {path} line {line}, column {column!r}: {cell!r} is not a number") from None
+        raise ValueError(f"{key}: {path} line {line}, column {column!r}: {cell!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"path: {path} line {line}, column {column!r}: {cell!r} is not a finite number")
+        raise ValueError(f"{key}: {path} line {line}, column {column!r}: {cell!r} is not a finite number")
     return value
 
 
 class SyntheticLine(PointData):
     """``n`` points of ``y = x @ slope + intercept + noise``, generated directly on the device.
 
-    ``x`` is standard normal, one column per entry of ``slope`` (a number for one feature); the noise
-    is normal with standard deviation ``noise_std``. ``seed`` fixes the points and the shuffling.
+    Args:
+        n: The number of points.
+        slope: One slope per feature (a number for one feature); x is standard normal.
+        intercept: The line's intercept.
+        noise_std: The standard deviation of the normal noise added to y.
+        seed: Fixes the points, the split and the shuffling.
+        **options: ``batch_size``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
     """
 
     def __init__(
@@ -210,9 +386,9 @@ class SyntheticLine(PointData):
         intercept: float = 1.0,
         noise_std: float = 0.0,
         seed: int = 0,
-        batch_size: int | None = None,
+        **options,
     ) -> None:
-        super().__init__(batch_size, seed)
+        super().__init__(seed=seed, **options)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if not (math.isfinite(noise_std) and noise_std >= 0):

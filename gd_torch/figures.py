@@ -1,7 +1,13 @@
-"""The picture of the article: the loss landscape and the path gradient descent took on it.
+"""Pictures of a run, drawn once at the end into the run directory and TensorBoard's Images tab.
 
-For one learnable scalar parameter, the loss curve L(b) with the points descent visited; for two,
-contours of L(m, b) with the path. matplotlib is imported only here, when the figure is drawn.
+- TrajectoryFigure (``trajectory.png``): the loss landscape and the path gradient descent took on it;
+  for one learnable scalar parameter the loss curve L(b) with the points descent visited, for two
+  the contours of L(m, b) with the path.
+- FitFigure (``fit.png``): the data and the trained model; for one feature the points and the fitted
+  curve, for several the predictions against the targets beside the diagonal y = x.
+- LossFigure (``loss.png``): the training loss and the validation loss against the steps, log scale.
+
+matplotlib is imported only here, when a figure is drawn.
 """
 
 import json
@@ -13,6 +19,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.func import functional_call
 
+from gd_torch.data import splits_of
+from gd_torch.models import evaluating
 from gd_torch.module import GradientDescent, full_loss, step_loss
 from gd_torch.stability import least_squares
 from gd_torch.stopping import completed_step
@@ -61,11 +69,7 @@ class TrajectoryFigure(pl.Callback):
         figure = draw_trajectory(names, path, losses, self._landscape(pl_module, points, path), optimum)
         (line,) = [line for line in figure.axes[0].lines if line.get_gid() == "path"]  # as plotted
         metadata = {"gd_torch.path": json.dumps(line.get_xydata().tolist())}
-        figure.savefig(run_dir / "trajectory.png", dpi=100, metadata=metadata)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("trajectory", figure, global_step=max(completed_step(trainer), 0))
-                logger.experiment.flush()
+        publish(trainer, figure, run_dir, "trajectory", metadata)
 
     def _landscape(self, pl_module: pl.LightningModule, points, path: torch.Tensor):
         """The loss on a grid around the path: (axes, values), values shaped like the grid."""
@@ -118,5 +122,152 @@ def draw_trajectory(
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
     ax.set_title(f"{len(path) - 1} steps of gradient descent")
+    ax.legend()
+    return figure
+
+
+def publish(trainer: pl.Trainer, figure, run_dir: Path, tag: str, metadata: dict | None = None) -> None:
+    """``<tag>.png`` in the run directory (800 x 500 pixels) and ``tag`` in TensorBoard's Images tab."""
+    figure.savefig(run_dir / f"{tag}.png", dpi=100, metadata=metadata)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, figure, global_step=max(completed_step(trainer), 0))
+            logger.experiment.flush()
+
+
+SPLIT_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
+
+
+class FitFigure(pl.Callback):
+    """At the end of a run, ``fit.png``: the data and what the trained model makes of it, in the data's
+    own units (standardization undone). One feature: each split's points and the fitted curve over
+    their range. Several: predictions against targets, one colour per split, beside y = x.
+
+    Args:
+        max_points: At most this many points of each split are drawn (evenly strided).
+    """
+
+    def __init__(self, max_points: int = 2000) -> None:
+        if max_points < 1:
+            raise ValueError(f"max_points must be >= 1, got {max_points}")
+        self.max_points = max_points
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        splits = splits_of(trainer.datamodule)
+        if not trainer.is_global_zero or not splits or not isinstance(pl_module, GradientDescent):
+            return
+        features = trainer.datamodule.features
+        predictor = pl_module.predictor()
+        shown = {}
+        for name, (x, y) in splits.items():
+            stride = max(1, math.ceil(len(y) / self.max_points))
+            x, y = x[::stride], y[::stride]
+            raw = x if features.mean is None else x * features.std + features.mean
+            with evaluating(predictor):
+                prediction = predictor(raw)
+            shown[name] = (raw.double().cpu(), y.double().cpu(), prediction.double().cpu())
+        curve = None
+        if all(raw.dim() == 1 for raw, _, _ in shown.values()):
+            low = min(raw.min().item() for raw, _, _ in shown.values())
+            high = max(raw.max().item() for raw, _, _ in shown.values())
+            grid = torch.linspace(low, high, 400, device=splits["train"][0].device)
+            with evaluating(predictor):
+                curve = (grid.double().cpu(), predictor(grid).double().cpu())
+        figure = draw_fit(shown, curve, features.names, trainer.datamodule.target_name())
+        publish(trainer, figure, run_dir, "fit")
+
+
+def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
+    """``shown``: split -> (raw x, y, prediction) as float64 CPU tensors; ``curve``: (x grid, prediction)
+    for one feature, else None."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    ax = figure.add_subplot()
+    if curve is not None:
+        for name, (x, y, _) in shown.items():
+            ax.scatter(x.numpy(), y.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})")
+        ax.plot(curve[0].numpy(), curve[1].numpy(), color="C3", linewidth=2, label="trained model")
+        ax.set_xlabel(feature_names[0])
+        ax.set_ylabel(target)
+        ax.set_title("The data and the trained model")
+    else:
+        for name, (_, y, prediction) in shown.items():
+            ax.scatter(y.numpy(), prediction.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})")
+        low = min(min(y.min().item(), p.min().item()) for _, y, p in shown.values())
+        high = max(max(y.max().item(), p.max().item()) for _, y, p in shown.values())
+        ax.plot([low, high], [low, high], color="0.4", linestyle="--", label="prediction = target")
+        ax.set_xlabel(f"target ({target})")
+        ax.set_ylabel("prediction")
+        ax.set_title(f"Predictions against targets ({len(feature_names)} features)")
+    ax.legend()
+    return figure
+
+
+class LossFigure(pl.Callback):
+    """At the end of a run, ``loss.png``: the training loss at every step and ``val/loss`` where it was
+    measured, against the steps, on a log scale.
+
+    Memory stays bounded on long runs: past ``max_points`` kept steps, every other one is dropped and
+    only every second step is kept from then on (the curve keeps its shape, at a coarser stride).
+
+    Args:
+        max_points: The most training-loss points kept (and drawn).
+    """
+
+    def __init__(self, max_points: int = 4096) -> None:
+        if max_points < 2:
+            raise ValueError(f"max_points must be >= 2, got {max_points}")
+        self.max_points = max_points
+        self._steps: list[int] = []
+        self._losses: list[torch.Tensor] = []  # on the device until the end
+        self._val: list[tuple[int, torch.Tensor]] = []
+        self._stride = 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = completed_step(trainer)
+        if step % self._stride:
+            return
+        self._steps.append(step)
+        self._losses.append(step_loss(outputs))
+        if len(self._steps) > self.max_points:
+            self._steps, self._losses, self._stride = self._steps[::2], self._losses[::2], self._stride * 2
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get("val/loss")
+        if value is not None and not trainer.sanity_checking:
+            self._val.append((trainer.global_step, value.detach().clone()))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._draw(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._draw(trainer)  # how a diverging or failing run got there is worth seeing
+
+    def _draw(self, trainer: pl.Trainer) -> None:
+        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        if not trainer.is_global_zero or not self._losses:
+            return
+        losses = torch.stack(self._losses).double().cpu()
+        val = torch.stack([v for _, v in self._val]).double().cpu() if self._val else None
+        figure = draw_losses(self._steps, losses, [s for s, _ in self._val], val)
+        publish(trainer, figure, run_dir, "loss")
+
+
+def draw_losses(steps: list[int], losses: torch.Tensor, val_steps: list[int], val: torch.Tensor | None):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(steps, losses.numpy(), color="C0", label="train/loss")
+    if val is not None:
+        ax.plot(val_steps, val.numpy(), "o-", markersize=3, color="C1", label="val/loss")
+    positive = torch.cat([losses, val if val is not None else losses])
+    if (positive[torch.isfinite(positive)] > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss against steps")
     ax.legend()
     return figure

@@ -2,6 +2,8 @@
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -86,3 +88,88 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(_as_features(x)).squeeze(-1)
+
+
+def as_targets(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``prediction`` in the shape of the targets ``y``, or a ValueError that says why it cannot be.
+
+    One prediction per point: an output of shape (N, 1) (``torch.nn.Linear(F, 1)``) is flattened to
+    (N,); any other shape that differs from y's is refused, so the loss never broadcasts.
+    """
+    if prediction.shape == y.shape:
+        return prediction
+    if prediction.dim() == y.dim() + 1 and prediction.shape[-1] == 1 and prediction.shape[:-1] == y.shape:
+        return prediction.squeeze(-1)
+    expected = tuple(y.shape)
+    raise ValueError(
+        f"the model's output has shape {tuple(prediction.shape)}; expected {expected} or"
+        f" {(*expected, 1)}, one prediction per point"
+    )
+
+
+class Predictor(nn.Module):
+    """A trained model as it is used: raw x in, one prediction per point out, in the target's units.
+
+    When the run standardized its features, ``x_mean`` and ``x_std`` (the training split's) are
+    applied first, so callers never see standardized units. ``feature_names`` are x's columns, in order.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        feature_names: list[str],
+        x_mean: torch.Tensor | None = None,
+        x_std: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.feature_names = feature_names
+        self.register_buffer("x_mean", x_mean)
+        self.register_buffer("x_std", x_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return predict(self.model, x, self.x_mean, self.x_std)
+
+
+def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_std: torch.Tensor | None) -> torch.Tensor:
+    """``model``'s predictions for raw ``x``: standardized first when the statistics are given, and an
+    (N, 1) output flattened to (N,), one prediction per point, as in training."""
+    if x_mean is not None:
+        x = (x - x_mean) / x_std
+    prediction = model(x)
+    return prediction.squeeze(-1) if prediction.dim() == 2 and prediction.shape[-1] == 1 else prediction
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode without gradients (no dropout, batch norm on its running statistics), and
+    every submodule's own mode restored afterwards."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
+def in_data_units(model: nn.Module, x_mean: torch.Tensor, x_std: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """A linear model's parameters for raw x, when it was trained on standardized x: from
+    ``y = w . (x - mean) / std + b``, the weights are ``w / std`` and the bias ``b - w . (mean / std)``.
+
+    For a :class:`Line`, a :class:`LinearRegression` and a ``torch.nn.Linear`` with one output; None
+    for any other model (its parameters have no such reading).
+    """
+    if isinstance(model, Line):
+        names, weight, bias = ("slope", "intercept"), model.slope, model.intercept
+    elif isinstance(model, LinearRegression) or (isinstance(model, nn.Linear) and model.out_features == 1):
+        names, weight, bias = ("weight", "bias"), model.weight, model.bias
+    else:
+        return None
+    per_feature = weight.shape[-1:] if weight.dim() else ()  # (F,) for weights, () for a Line's slope
+    mean, std = x_mean.double().reshape(per_feature), x_std.double().reshape(per_feature)
+    with torch.no_grad():
+        raw_weight = weight.double() / std
+        raw_bias = (0 if bias is None else bias.double()) - (raw_weight * mean).sum()
+    return {names[0]: raw_weight, names[1]: raw_bias}

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
+from gd_torch.models import Predictor, as_targets, evaluating, predict
+
 Reduction = Literal["mean", "sum"]
 
 
@@ -23,6 +25,10 @@ class GradientDescent(pl.LightningModule):
     ``weight_decay``; ``optimizer`` replaces it with any other ``torch.optim`` class (given by
     ``class_path`` and its own ``init_args``), still at ``learning_rate``. ``compile`` runs the loss
     step through ``torch.compile``.
+
+    The loss takes x as the data hands it out (standardized when the data says so); ``forward`` and
+    ``predictor()`` take raw x: the training split's feature statistics are buffers of this module
+    (``x_mean``, ``x_std``), saved in checkpoints with the names of the features.
     """
 
     def __init__(
@@ -63,18 +69,31 @@ class GradientDescent(pl.LightningModule):
         # and less memory traffic; the first step pays for the compilation. It only shortens a step
         # whose time is the device's, not the host's (docs/performance.md).
         self._loss = torch.compile(self._eager_loss) if compile else self._eager_loss
+        # What the model's inputs are, learned from the data in setup (or from a checkpoint).
+        self.feature_names: list[str] | None = None
+        self.register_buffer("x_mean", None)
+        self.register_buffer("x_std", None)
 
     def setup(self, stage: str) -> None:
         self._world_size = self.trainer.world_size  # read at every step; the property chain is not free
+        features = getattr(self.trainer.datamodule, "features", None)  # gd_torch.data.Features
+        if features is not None:
+            self.feature_names = list(features.names)
+            self.x_mean, self.x_std = features.mean, features.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        """One prediction per point for raw x, in the target's units."""
+        return predict(self.model, x, self.x_mean, self.x_std)
+
+    def predictor(self) -> Predictor:
+        """The trained model as a plain ``nn.Module`` of raw x, sharing this module's parameters."""
+        return Predictor(self.model, self.feature_names or [], self.x_mean, self.x_std)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._loss(x, y)
 
     def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(self.model(x), y, reduction=self.reduction)
+        return F.mse_loss(as_targets(self.model(x), y), y, reduction=self.reduction)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """``loss`` is what backward runs on; ``global_loss`` is the loss over the whole batch of every
@@ -88,11 +107,34 @@ class GradientDescent(pl.LightningModule):
         # process's share of the global loss is scaled by the world size. For the sum that undoes
         # the averaging; for the mean the divisor is the global batch size, not the local one.
         x, y = batch
-        squared_error = F.mse_loss(self.model(x), y, reduction="sum")
+        squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum")
         local = torch.stack([squared_error.detach(), torch.tensor(float(len(y)), device=y.device)])
         total_error, total_count = self.trainer.strategy.reduce(local, reduce_op="sum")
         divisor = total_count if self.reduction == "mean" else 1.0
         return {"loss": squared_error * self._world_size / divisor, "global_loss": total_error / divisor}
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """``val/loss``: the training loss and reduction over the whole validation split, which every
+        process holds (so the synchronised mean is that one value). Logged for callbacks that monitor
+        it (EarlyStopping, ModelCheckpoint); the Dashboard writes it out at the step it belongs to."""
+        x, y = batch
+        loss = self.loss(x, y)
+        self.log("val/loss", loss, batch_size=len(y), sync_dist=self._world_size > 1, logger=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["feature_names"] = self.feature_names
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["state_dict"]
+        in_checkpoint, here = "x_mean" in state, self.x_mean is not None
+        if in_checkpoint != here and self._trainer is not None:
+            raise ValueError(
+                f"the checkpoint was trained {'with' if in_checkpoint else 'without'} standardized features and"
+                f" this run is {'with' if here else 'without'}; resume with the data's standardize as it was"
+            )
+        if in_checkpoint and not here:  # load_from_checkpoint: the statistics come from the checkpoint alone
+            self.x_mean, self.x_std = state["x_mean"], state["x_std"]
+        self.feature_names = self.feature_names or checkpoint.get("feature_names")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -114,11 +156,12 @@ def step_loss(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def full_loss(trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
-    """The loss over all of the DataModule's ``points`` at the current parameters: one forward pass
-    over every point, so it is computed once per step count however many callbacks ask for it."""
+    """The loss over the DataModule's whole training split (its ``points``) at the current parameters,
+    in eval mode: one forward pass over every point, so it is computed once per step count however
+    many callbacks ask for it."""
     cached = getattr(pl_module, "_full_loss", None)
     if cached is None or cached[0] != trainer.global_step:
-        with torch.no_grad():
+        with evaluating(pl_module.model):
             cached = (trainer.global_step, pl_module.loss(*trainer.datamodule.points).detach())
         pl_module._full_loss = cached
     return cached[1]

@@ -12,6 +12,8 @@ import threading
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.stability import largest_stable_learning_rate
@@ -28,11 +30,14 @@ def largest_change(after: list[torch.Tensor], before: list[torch.Tensor]) -> tor
 
 
 def stop_reason(trainer: pl.Trainer) -> str:
-    """``converged``, ``interrupted``, ``max_steps`` or ``max_epochs``."""
+    """``converged``, ``interrupted``, ``early_stopping``, ``max_steps`` or ``max_epochs``."""
     for callback in trainer.callbacks:
         reason = getattr(callback, "stop_reason", None)
         if reason:
             return reason
+        # Lightning's own EarlyStopping, configured on val/loss (or any logged value).
+        if isinstance(callback, EarlyStopping) and callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            return "early_stopping"
     if 0 <= trainer.max_steps <= trainer.global_step:
         return "max_steps"
     return "max_epochs"

@@ -43,6 +43,10 @@ def test_tensorboard_holds_every_step_with_the_articles_values(article_run):
         "grads/intercept",
         "hparams/final_loss",
         "hparams/steps",
+        "metrics/train/mae",
+        "metrics/train/mse",
+        "metrics/train/r2",
+        "metrics/train/rmse",
         "optimum/intercept",
         "params/intercept",
         "params/slope",
@@ -73,6 +77,11 @@ def test_summary_agrees_with_the_table(article_run):
     b_30 = 1 + 9 * 0.9**30
     assert summary["final_loss"] == pytest.approx(5 * (b_30 - 1) ** 2, rel=1e-5)
     assert 0 < summary["seconds"] < 60
+    # Every residual is b_30 - 1, and the targets' squares about their mean sum to 40.
+    assert summary["metrics"]["train"] == pytest.approx(
+        {"mse": (b_30 - 1) ** 2, "rmse": b_30 - 1, "mae": b_30 - 1, "r2": 1 - 5 * (b_30 - 1) ** 2 / 40}, rel=1e-5
+    )
+    assert list(summary["metrics"]) == ["train"]  # nothing held out
     run_dir = article_run.run_dir
     assert f"run directory: {run_dir}" in article_run.stdout
     assert f"tensorboard --logdir {run_dir}" in article_run.stdout

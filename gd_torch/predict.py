@@ -1,0 +1,80 @@
+"""Predictions of a trained run for the rows of a CSV file:
+
+    python scripts/predict.py --run runs/real/version_0 --input new_rows.csv --output predicted.csv
+
+The input needs a header row and the columns the run was trained on (by name, in any order; other
+columns are carried along). The output is the input's rows with a ``prediction`` column appended,
+written whole or not at all. Exit code 0, or 2 with one ``error:`` line for a bad run or file.
+"""
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from gd_torch.api import load_run
+from gd_torch.data import read_columns
+from gd_torch.errors import ConfigError
+
+EXIT_OK, EXIT_INVALID = 0, 2
+
+
+def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: str = "last") -> int:
+    """Writes ``output_path`` and returns the number of rows predicted."""
+    predictor = load_run(run_dir, checkpoint)
+    names = predictor.feature_names
+    source = Path(input_path)
+    try:
+        rows, _ = read_columns(source, names, None, key="--input")
+    except ValueError as error:
+        raise ConfigError(f"{error} (the run was trained on {', '.join(names)})") from None
+    x = torch.tensor(rows, dtype=torch.float32)
+    with torch.no_grad():
+        predicted = predictor(x.squeeze(-1) if len(names) == 1 else x).tolist()
+    with source.open(newline="") as file:
+        table = [row for row in csv.reader(file) if row]
+    header = [name.strip() for name in table[0]]
+    if "prediction" in header:
+        raise ConfigError(f"--input: {source} already has a column 'prediction'; rename it to keep it apart")
+    write_atomically(
+        Path(output_path),
+        [[*table[0], "prediction"]]
+        + [[*row, f"{value:.9g}"] for row, value in zip(table[1:], predicted, strict=True)],
+    )
+    return len(predicted)
+
+
+def write_atomically(path: Path, rows: list[list[str]]) -> None:
+    """All of ``rows`` as CSV at ``path``, or nothing: a temporary file beside it, renamed into place."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output: {path.parent} is not a directory")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            csv.writer(file).writerows(rows)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--run", required=True, help="the run directory, e.g. runs/real/version_0")
+    parser.add_argument("--input", required=True, help="a CSV file with the columns the run was trained on")
+    parser.add_argument("--output", required=True, help="where to write the input's rows with a prediction column")
+    parser.add_argument("--checkpoint", default="last", help="last (default), best, or a checkpoint file")
+    args = parser.parse_args(argv)
+    try:
+        count = predict_file(args.run, args.input, args.output, args.checkpoint)
+    except ConfigError as error:
+        # load_run names its arguments; here they are the command's flags.
+        message = str(error).replace("run_dir: ", "--run: ", 1).replace("checkpoint: ", "--checkpoint: ", 1)
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"Wrote {count} predictions to {args.output}")
+    return EXIT_OK

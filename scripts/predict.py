@@ -1,0 +1,8 @@
+"""Predict with a trained run: python scripts/predict.py --run RUN_DIR --input FILE.csv --output OUT.csv"""
+
+import sys
+
+from gd_torch.predict import main
+
+if __name__ == "__main__":
+    sys.exit(main())
