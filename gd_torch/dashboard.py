@@ -147,7 +147,9 @@ class Dashboard(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._flush(trainer)  # keep the steps that did run
-        reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else getattr(exception, "stop_reason", "failed")
+        reason = (
+            "interrupted" if isinstance(exception, KeyboardInterrupt) else getattr(exception, "stop_reason", "failed")
+        )
         # A failure in the model itself is not measured: that would run the failing model again.
         self._finish(trainer, pl_module, reason, measure=reason != "failed")
 

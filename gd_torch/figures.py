@@ -194,7 +194,9 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
         ax.set_title("The data and the trained model")
     else:
         for name, (_, y, prediction) in shown.items():
-            ax.scatter(y.numpy(), prediction.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})")
+            ax.scatter(
+                y.numpy(), prediction.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})"
+            )
         low = min(min(y.min().item(), p.min().item()) for _, y, p in shown.values())
         high = max(max(y.max().item(), p.max().item()) for _, y, p in shown.values())
         ax.plot([low, high], [low, high], color="0.4", linestyle="--", label="prediction = target")

@@ -45,7 +45,10 @@ def split_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[st
     cached = getattr(pl_module, "_split_metrics", None)
     if cached is None or cached[0] != trainer.global_step:
         model = pl_module.model
-        values = {name: regression_metrics(predictions(model, x, y), y) for name, (x, y) in splits_of(trainer.datamodule).items()}
+        values = {
+            name: regression_metrics(predictions(model, x, y), y)
+            for name, (x, y) in splits_of(trainer.datamodule).items()
+        }
         cached = (trainer.global_step, values)
         pl_module._split_metrics = cached
     return cached[1]

@@ -42,8 +42,7 @@ def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: st
         raise ConfigError(f"--input: {source} already has a column 'prediction'; rename it to keep it apart")
     write_atomically(
         Path(output_path),
-        [[*table[0], "prediction"]]
-        + [[*row, f"{value:.9g}"] for row, value in zip(table[1:], predicted, strict=True)],
+        [[*table[0], "prediction"]] + [[*row, f"{value:.9g}"] for row, value in zip(table[1:], predicted, strict=True)],
     )
     return len(predicted)
 

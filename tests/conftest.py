@@ -1,6 +1,7 @@
 """Shared helpers: run the command in this process or as a real one, and read what it wrote."""
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,14 @@ from gd_torch.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "configs" / "article.yaml"
+ARTICLE_ROWS = (Path(__file__).parent / "article_table.txt").read_text().splitlines()
+ROW = re.compile(r"Step +(\d+) \| b = (-?\d+\.\d{4}) \| loss = (\d+\.\d{2})")
+
+
+def article_columns() -> tuple[list[float], list[float]]:
+    """The article's b and loss columns, as it prints them."""
+    rows = [ROW.fullmatch(row).groups() for row in ARTICLE_ROWS]
+    return [float(b) for _, b, _ in rows], [float(loss) for _, _, loss in rows]
 
 
 def run_dirs(save_dir: Path) -> list[Path]:
@@ -90,3 +99,15 @@ def run_command(*args: str, save_dir: Path, timeout: float = 120) -> Run:
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     made = [d for d in run_dirs(save_dir) if d not in earlier]
     return Run(done.returncode, done.stdout, done.stderr, save_dir, made)
+
+
+def assert_clean_error(run, *words: str) -> str:
+    assert run.exit_code == 2, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr
+    errors = run.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), run.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert run.run_dirs == [], "a run directory was left behind"
+    assert "Step" not in run.stdout
+    return errors[0]

@@ -1,21 +1,10 @@
 """The article end to end: `python scripts/train.py --config configs/article.yaml` prints the article's
 table, logs the same values to TensorBoard at every step, and writes a matching summary.json."""
 
-import re
-from pathlib import Path
-
 import pytest
 import yaml
 
-from conftest import ARTICLE, run_command
-
-ARTICLE_ROWS = (Path(__file__).parent / "article_table.txt").read_text().splitlines()
-ROW = re.compile(r"Step +(\d+) \| b = (-?\d+\.\d{4}) \| loss = (\d+\.\d{2})")
-
-
-def article_columns() -> tuple[list[float], list[float]]:
-    rows = [ROW.fullmatch(row).groups() for row in ARTICLE_ROWS]
-    return [float(b) for _, b, _ in rows], [float(loss) for _, _, loss in rows]
+from conftest import ARTICLE, ARTICLE_ROWS, article_columns, run_command
 
 
 @pytest.fixture(scope="module")

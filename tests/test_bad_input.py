@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ARTICLE, REPO
+from conftest import ARTICLE, REPO, assert_clean_error
 
 
 def article_with(tmp_path: Path, change) -> Path:
@@ -17,18 +17,6 @@ def article_with(tmp_path: Path, change) -> Path:
     path = tmp_path / "edited.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def assert_clean_error(run, *words: str) -> str:
-    assert run.exit_code == 2, (run.stdout, run.stderr)
-    assert "Traceback" not in run.stderr
-    errors = run.stderr.splitlines()
-    assert len(errors) == 1 and errors[0].startswith("error: "), run.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
-    assert run.run_dirs == [], "a run directory was left behind"
-    assert "Step" not in run.stdout
-    return errors[0]
 
 
 def test_config_file_missing(train, tmp_path):

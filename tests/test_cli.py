@@ -4,8 +4,7 @@ errors with exit code 2 for bad input."""
 import pytest
 import yaml
 
-from conftest import ARTICLE
-from test_article import article_columns
+from conftest import ARTICLE, article_columns
 
 
 def test_mean_reduction_with_five_times_the_rate_retraces_the_article(train):

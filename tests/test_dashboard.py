@@ -12,8 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ARTICLE, REPO
-from test_article import article_columns
+from conftest import ARTICLE, REPO, article_columns
 
 RUNS = ["article_sweep/lr_0.01/version_0", "article_sweep/lr_0.3/version_0"]
 
@@ -105,7 +104,11 @@ def test_hparams_experiment_compares_the_runs(tensorboard):
     hparams = {info["name"] for info in experiment["hparamInfos"]}
     assert {"learning_rate", "reduction", "init/intercept", "max_steps", "batch_size", "stop_reason"} <= hparams
     metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
-    assert metrics == {"hparams/final_loss", "hparams/steps", *(f"metrics/train/{m}" for m in ("mse", "rmse", "mae", "r2"))}
+    assert metrics == {
+        "hparams/final_loss",
+        "hparams/steps",
+        *(f"metrics/train/{m}" for m in ("mse", "rmse", "mae", "r2")),
+    }
     assert scalars(tensorboard, RUNS[0], "hparams/steps") == [(29, 30.0)]
     assert scalars(tensorboard, RUNS[0], "hparams/final_loss")[0][1] == pytest.approx(5 * (9 * 0.9**30) ** 2, rel=1e-5)
     for run in RUNS:  # no placeholder hp_metric = -1
