@@ -54,7 +54,9 @@ class TrajectoryFigure(pl.Callback):
         self._draw(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._draw(trainer, pl_module)  # a diverging path is worth seeing too
+        # A diverging or interrupted path is worth seeing too; a model that failed is not run again.
+        if isinstance(exception, KeyboardInterrupt) or getattr(exception, "stop_reason", None):
+            self._draw(trainer, pl_module)
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask

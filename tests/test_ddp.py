@@ -1,5 +1,6 @@
 """Several processes through Lightning's DDP (gloo, on the CPU): each trains on its own shard of the
-points, and the run follows the single-process trajectory, logged once, for both reductions."""
+points, and the run follows the single-process trajectory, logged once, for both reductions; with a
+validation split, val/loss and the metrics are those of one process too."""
 
 import json
 
@@ -10,10 +11,15 @@ from conftest import ARTICLE, run_command
 TAGS = ("train/loss", "params/slope", "params/intercept")
 
 
-@pytest.mark.parametrize("reduction, learning_rate", [("sum", "0.02"), ("mean", "0.1")])
-def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate):
-    # Both parameters learned, so the two shards (3 and 2 of the 5 points) pull differently.
+@pytest.mark.parametrize(
+    "reduction, learning_rate, held_out",
+    [("sum", "0.02", ()), ("mean", "0.1", ("--data.init_args.val_fraction=0.4", "--trainer.val_check_interval=4"))],
+    ids=["sum", "mean, with a validation split"],
+)
+def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, held_out):
+    # Both parameters learned, so the two shards (3 and 2 of the 5 points, or 2 and 1 of 3) pull differently.
     args = (
+        *held_out,
         "--model.model.init_args.learn_slope=true",
         f"--model.reduction={reduction}",
         f"--model.learning_rate={learning_rate}",
@@ -33,10 +39,13 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate):
     assert "Training on cpu, 2 processes" in ddp.stdout
     one = train(*args)
     assert one.exit_code == 0
-    for tag in TAGS:
+    for tag in TAGS + (("val/loss",) if held_out else ()):
         two_processes, one_process = ddp.scalars(tag), one.scalars(tag)
-        assert [step for step, _ in two_processes] == list(range(40))  # written once per step
+        steps = list(range(4, 41, 4)) if tag == "val/loss" else list(range(40))
+        assert [step for step, _ in two_processes] == steps  # written once per step
         assert [v for _, v in two_processes] == pytest.approx([v for _, v in one_process], rel=1e-6, abs=1e-6)
     summary = json.loads((ddp.run_dir / "summary.json").read_text())
     assert summary["params"] == pytest.approx(one.summary["params"], rel=1e-6)
     assert summary["final_loss"] == pytest.approx(one.summary["final_loss"], rel=1e-5)
+    for split, metrics in one.summary["metrics"].items():
+        assert summary["metrics"][split] == pytest.approx(metrics, rel=1e-5)
