@@ -5,6 +5,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from gd_torch import load_run
+
+from conftest import REPO
+
 ACCELERATORS = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
@@ -94,3 +98,24 @@ def test_training_steps_never_wait_for_the_gpu(train):
     run = train("--trainer.callbacks=[test_device.NoSync]", "--trainer.max_steps=40", "--tensorboard.flush_every=1000")
     assert run.exit_code == 0, run.stderr
     assert [step for step, _ in run.scalars("train/loss")] == list(range(40))  # still one point per step
+
+
+@pytest.mark.cuda
+def test_real_yaml_on_cuda_follows_the_cpu(train):
+    """Splits, standardization, val/loss and metrics on the GPU are the CPU's within float32, and the
+    checkpoint of a GPU run loads on the CPU."""
+    needs("cuda")
+    houses = REPO / "data" / "houses.csv"
+    args = (f"--data.init_args.path={houses}", "--trainer.callbacks=[]", "--trainer.max_steps=300")
+    config = REPO / "configs" / "real.yaml"
+    gpu, cpu = train(*args, config=config), train(*args, "--trainer.accelerator=cpu", config=config)
+    assert gpu.exit_code == cpu.exit_code == 0, gpu.stderr
+    assert gpu.summary["device"] == "cuda:0"
+    for tag in ("train/loss", "val/loss"):
+        got, want = gpu.scalars(tag), cpu.scalars(tag)
+        assert [s for s, _ in got] == [s for s, _ in want]
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-4)
+    for split, metrics in cpu.summary["metrics"].items():
+        assert gpu.summary["metrics"][split] == pytest.approx(metrics, rel=1e-4)
+    model = load_run(gpu.run_dir)
+    assert model.x_mean.device.type == "cpu"
