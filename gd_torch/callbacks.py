@@ -83,6 +83,9 @@ class RunSummary(pl.Callback):
     that failed in the model itself gets neither: measuring would run the failing model again.
     """
 
+    def __init__(self) -> None:
+        self._start: float | None = None  # none when a run fails before it starts (a checkpoint that does not fit)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
         if trainer.is_global_zero:
@@ -100,7 +103,7 @@ class RunSummary(pl.Callback):
         self._write(trainer, pl_module, reason, measure=reason != "failed")
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str, measure: bool) -> None:
-        seconds = time.perf_counter() - self._start
+        seconds = time.perf_counter() - self._start if self._start is not None else 0.0
         named = list(pl_module.model.named_parameters())
         summary: dict[str, Any] = {
             "steps": trainer.global_step,

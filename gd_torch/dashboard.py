@@ -50,6 +50,9 @@ class Dashboard(pl.Callback):
         self.histogram_every = histogram_every
         self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
         self._pending_val: list[tuple[int, float, torch.Tensor]] = []  # step, wall time, val/loss
+        # Set when training starts; a run that fails before (a checkpoint that does not fit) has none.
+        self._initial: dict[str, float] = {}
+        self._optimum: dict[str, float] = {}
         self._last_step = -1
 
     @staticmethod
@@ -187,11 +190,11 @@ class Dashboard(pl.Callback):
             **{f"init/{name}": value for name, value in self._initial.items()},
         }
         if isinstance(pl_module, GradientDescent):
-            optimizer = trainer.optimizers[0]
             hparams |= {
                 "learning_rate": pl_module.learning_rate,
                 "reduction": pl_module.reduction,
-                "optimizer": type(optimizer).__name__,
+                # None (left out) when the run failed before its optimizer was made
+                "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
                 "momentum": pl_module.momentum,
                 "weight_decay": pl_module.weight_decay,
             }

@@ -164,10 +164,6 @@ class PointData(pl.LightningDataModule):
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
 
-    def state_dict(self) -> dict:
-        # The input columns' names go into checkpoints: a trained model is used by them (predict.py).
-        return {"feature_names": self.features.names} if self.features else {}
-
 
 def standardized(x: torch.Tensor, features: Features) -> torch.Tensor:
     """x in units of its training split's standard deviations from the mean, feature by feature."""

@@ -37,6 +37,8 @@ class TrajectoryFigure(pl.Callback):
         if max_points < 1:
             raise ValueError(f"max_points must be >= 1, got {max_points}")
         self.max_points = max_points
+        self._params: list = []  # set when training starts; none for a run that failed before
+        self._losses: list[torch.Tensor] = []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         learnable = [(n, p) for n, p in pl_module.model.named_parameters() if p.requires_grad]
