@@ -15,11 +15,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from gd_torch.curvature import predicted_steps
 from gd_torch.data import splits_of
 from gd_torch.metrics import split_metrics
 from gd_torch.models import in_data_units
 from gd_torch.module import full_loss, step_loss
-from gd_torch.stopping import completed_step, stop_reason
+from gd_torch.stopping import Convergence, completed_step, stop_reason
 
 
 def scalar_parameters(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
@@ -91,6 +92,9 @@ class RunSummary(pl.Callback):
         if trainer.is_global_zero:
             processes = f", {trainer.world_size} processes" if trainer.world_size > 1 else ""
             print(f"Training on {_device_name(pl_module.device)}{processes}", flush=True)
+            stability = getattr(pl_module, "stability", None)  # gd_torch.curvature.Stability
+            if stability is not None:
+                print(stability.line(), flush=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer, pl_module, stop_reason(trainer), measure=True)
@@ -120,6 +124,15 @@ class RunSummary(pl.Callback):
                 split: {name: finite_or_none(value) if value is not None else None for name, value in values.items()}
                 for split, values in split_metrics(trainer, pl_module).items()
             }
+        stability = getattr(pl_module, "stability", None)
+        if stability is not None:
+            summary["learning_rate"] = stability.learning_rate
+            summary["curvature"] = {key: _json_number(value) for key, value in stability.record().items()}
+            tolerance = _convergence_tolerance(trainer)
+            predicted = predicted_steps(stability.spectrum, stability.learning_rate, stability.optimizer, tolerance)
+            if predicted is not None:
+                summary["curvature"]["predicted_steps"] = predicted[0]
+                summary["curvature"]["predicted_steps_exact"] = predicted[1]
         summary |= {"stop_reason": reason, "device": str(pl_module.device), "seconds": round(seconds, 3)}
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
         if not trainer.is_global_zero:
@@ -135,11 +148,33 @@ class RunSummary(pl.Callback):
             f" on {_device_name(pl_module.device)}",
             *_parameter_lines(summary, pl_module.model),
             f"  final loss: {_number(summary['final_loss'])} (at the final parameters)",
+            *_prediction_lines(summary),
             *_metric_lines(summary.get("metrics", {})),
             f"  run directory: {run_dir}",
             f"  view it: tensorboard --logdir {run_dir}",
         ]
         return "\n".join(lines)
+
+
+def _json_number(value):
+    return finite_or_none(value) if isinstance(value, float) else value
+
+
+def _convergence_tolerance(trainer: pl.Trainer) -> float:
+    """The step-size rule's tolerance, if the run has one (0: none)."""
+    return next((c.tolerance for c in trainer.callbacks if isinstance(c, Convergence) and c.tolerance), 0.0)
+
+
+def _prediction_lines(summary: dict[str, Any]) -> list[str]:
+    curvature = summary.get("curvature", {})
+    if "predicted_steps" not in curvature:
+        return []
+    steps = curvature["predicted_steps"]
+    how = "from the loss Hessian" if curvature["predicted_steps_exact"] else "extrapolated from the slowest direction"
+    return [
+        f"  steps to the tolerance: {summary['steps']:,} taken, {steps:,} predicted ({how},"
+        f" condition number {curvature['condition_number']:.3g})"
+    ]
 
 
 def _standardized(pl_module: pl.LightningModule) -> bool:
@@ -180,8 +215,8 @@ def _metric_lines(metrics: dict[str, dict[str, float | None]]) -> list[str]:
     if not metrics:
         return []
     names = list(next(iter(metrics.values())))
-    lines = ["  metrics:    " + "".join(f"{name:>12}" for name in names)]
+    lines = ["  metrics:    " + "".join(f"{name:>13}" for name in names)]
     for split, values in metrics.items():
-        cells = "".join(f"{'-' if values[name] is None else _number(values[name]):>12}" for name in names)
+        cells = "".join(f"{'-' if values[name] is None else _number(values[name]):>13}" for name in names)
         lines.append(f"    {split:<9}" + cells)
     return lines

@@ -256,7 +256,12 @@ def plain_parser_message(text: str) -> str:
     if "Union subtypes" in text:
         key = re.match(r'Parser key "([^"]+)":\s*', text)
         errors = text.split("Errors:", 1)[-1].split("Given value type:", 1)[0]
-        reasons = [r for r in re.split(r"\n\s*- ", errors)[1:] if "NoneType" not in r]
+        reasons = [r.strip() for r in re.split(r"\n\s*- ", errors)[1:] if "NoneType" not in r]
+        given = re.search(r"Given value: (.*)$", text, re.DOTALL)
+        simple = [re.fullmatch(r"Expected a (.*)", r) for r in reasons]
+        if reasons and all(simple) and given:  # e.g. float | Literal['auto']: name every type allowed
+            allowed = " or ".join(type_name(match[1]) for match in simple)
+            return (f"{key[1]}: " if key else "") + f"expected {allowed}, got {one_line(given[1])}"
         if reasons:
             text = (f'Parser key "{key[1]}": ' if key else "") + reasons[0]
     text = one_line(text)
@@ -267,6 +272,15 @@ def plain_parser_message(text: str) -> str:
     text = re.sub(r"Expected a <class '(\w+)'>\. Got value: (.*)$", r"expected \1, got \2", text)
     literal = r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$"
     return re.sub(literal, r"expected one of \1, got \2", text)
+
+
+def type_name(expected: str) -> str:
+    """``<class 'float'>`` as ``float``, ``typing.Literal['auto']`` as ``'auto'``."""
+    if literal := re.fullmatch(r"typing\.Literal\[(.*)\]", expected):
+        return " or ".join(value.strip() for value in literal[1].split(","))
+    if plain := re.fullmatch(r"<class '(\w+)'>", expected):
+        return plain[1]
+    return expected
 
 
 def cause_of(error: BaseException) -> BaseException | None:

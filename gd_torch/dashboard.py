@@ -11,6 +11,12 @@ Per step k (the k-th update; the loss is the one before it, everything else afte
     train/learning_rate      the optimizer's learning rate
     optimum/<name>           where a Line's parameter converges (least squares), when it is known
 
+Every ``sharpness_every`` steps (0 = never, the default), after update k:
+
+    train/sharpness          the loss Hessian's largest eigenvalue at the current parameters
+    train/stability_limit    the largest sharpness at which the optimizer is stable at its learning
+                             rate (2 / lr for plain SGD); only for SGD, whose bound is known
+
 Every ``trainer.val_check_interval`` steps, when the data holds out a validation split, the module logs
 ``val/loss`` (at the parameters after that many updates, as ``train/loss`` of the next step). At the
 end, ``metrics/<split>/<name>`` (mse, rmse, mae, r2 of each split) and the HParams tab.
@@ -24,6 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import custom_scalars
 
+from gd_torch.curvature import spectrum, stability_limit
 from gd_torch.data import PointData, splits_of
 from gd_torch.metrics import split_metrics
 from gd_torch.module import GradientDescent, full_loss, step_loss
@@ -33,7 +40,11 @@ from gd_torch.stopping import completed_step, largest_change, stop_reason
 
 class Dashboard(pl.Callback):
     """Writes the run to TensorBoard (the tags are in this module's docstring); every
-    ``histogram_every`` steps (0 = never) also a histogram ``params/<name>`` of each tensor parameter.
+    ``histogram_every`` steps (0 = never) also a histogram ``params/<name>`` of each tensor parameter,
+    and every ``sharpness_every`` steps (0 = never) the sharpness beside the stability limit, on one
+    Custom Scalars chart: full-batch descent on a network drives the first up to the second (the edge
+    of stability). One sharpness costs a few dozen Hessian-vector products over the training split
+    (docs/performance.md), so it is off unless asked for.
 
     The per-step values stay on the device and are written every ``flush_every`` steps (and at the
     end), one event per step holding every tag, so logging forces no per-step device sync, yet
@@ -41,15 +52,20 @@ class Dashboard(pl.Callback):
     plain loop here and drops steps between ``log_every_n_steps``.
     """
 
-    def __init__(self, flush_every: int = 100, histogram_every: int = 0) -> None:
+    def __init__(self, flush_every: int = 100, histogram_every: int = 0, sharpness_every: int = 0) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
         if histogram_every < 0:
             raise ValueError(f"histogram_every must be >= 0 (0 = never), got {histogram_every}")
+        if sharpness_every < 0:
+            raise ValueError(f"sharpness_every must be >= 0 (0 = never), got {sharpness_every}")
         self.flush_every = flush_every
         self.histogram_every = histogram_every
+        self.sharpness_every = sharpness_every
         self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
-        self._pending_val: list[tuple[int, float, torch.Tensor]] = []  # step, wall time, val/loss
+        # Tags written now and then (val/loss, the sharpness): step, wall time, tag, value.
+        self._sparse: list[tuple[int, float, str, torch.Tensor | float]] = []
+        self._direction: torch.Tensor | None = None  # the last top eigenvector: a warm start for the next
         # Set when training starts; a run that fails before (a checkpoint that does not fit) has none.
         self._initial: dict[str, float] = {}
         self._optimum: dict[str, float] = {}
@@ -84,7 +100,8 @@ class Dashboard(pl.Callback):
         writer = self._writer(trainer)
         if writer is not None:
             has_val = "val" in splits_of(trainer.datamodule)
-            writer._get_file_writer().add_summary(custom_scalars(self._layout(named, learnable, has_val)))
+            layout = self._layout(named, learnable, has_val, bool(self.sharpness_every))
+            writer._get_file_writer().add_summary(custom_scalars(layout))
             self._write_optimum(writer, trainer.global_step)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -108,27 +125,39 @@ class Dashboard(pl.Callback):
         self._pending.append((step, time.time(), torch.stack([v.float() for v in values]), learning_rate))
         if len(self._pending) >= self.flush_every:
             self._flush(trainer)
+        if self.sharpness_every and step % self.sharpness_every == 0 and trainer.is_global_zero:
+            self._measure_sharpness(trainer, pl_module, step)
         if self.histogram_every and step % self.histogram_every == 0:
             writer = self._writer(trainer)
             for name, p in self._tensors if writer else ():
                 writer.add_histogram(f"params/{name}", p, step)
+
+    def _measure_sharpness(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        points = getattr(trainer.datamodule, "points", None)
+        if points is None or not isinstance(pl_module, GradientDescent):
+            return
+        found = spectrum(pl_module.model, *points, pl_module.reduction, self._direction, check_quadratic=False)
+        self._direction = found.direction
+        now = time.time()
+        self._sparse.append((step, now, "train/sharpness", found.max_eigenvalue))
+        learning_rate = trainer.optimizers[0].param_groups[0]["lr"]
+        limit = stability_limit(learning_rate, pl_module.optimizer_settings())
+        if limit is not None:
+            self._sparse.append((step, now, "train/stability_limit", limit))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """``val/loss`` at step k = the number of updates so far: the same parameters as ``train/loss``
         at step k, so the two curves on one chart compare like with like."""
         value = trainer.callback_metrics.get("val/loss")
         if value is not None and not trainer.sanity_checking:
-            self._pending_val.append((trainer.global_step, time.time(), value.detach().clone()))
+            self._sparse.append((trainer.global_step, time.time(), "val/loss", value.detach().clone()))
 
     def _flush(self, trainer: pl.Trainer) -> None:
         writer = self._writer(trainer)
-        if writer is not None and self._pending_val:
-            values = torch.stack([value for _, _, value in self._pending_val]).tolist()
-            for (step, wall_time, _), value in zip(self._pending_val, values, strict=True):
-                writer._get_file_writer().add_summary(
-                    Summary(value=[Summary.Value(tag="val/loss", simple_value=value)]), step, wall_time
-                )
-        self._pending_val.clear()
+        for step, wall_time, tag, value in self._sparse if writer is not None else ():
+            summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
+            writer._get_file_writer().add_summary(summary, step, wall_time)
+        self._sparse.clear()
         if not self._pending or writer is None:
             self._pending.clear()
             return
@@ -210,7 +239,7 @@ class Dashboard(pl.Callback):
         for name, value in self._optimum.items():
             writer.add_scalar(f"optimum/{name}", value, step)
 
-    def _layout(self, named, learnable, has_val: bool) -> dict:
+    def _layout(self, named, learnable, has_val: bool, sharpness: bool) -> dict:
         """TensorBoard's Custom Scalars tab: each parameter beside its optimum, the loss (training and
         validation on one chart), the step size."""
         charts = {
@@ -221,4 +250,7 @@ class Dashboard(pl.Callback):
         charts["loss"] = ["Multiline", ["train/loss", "val/loss"] if has_val else ["train/loss"]]
         charts["step size"] = ["Multiline", ["train/step_size"]]
         charts["gradients"] = ["Multiline", [r"grads/.*"]]
+        if sharpness:
+            edge = ["train/sharpness", "train/stability_limit"]
+            charts["sharpness (and the edge of stability)"] = ["Multiline", edge]
         return {"Gradient descent": charts}

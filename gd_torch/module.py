@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
+from gd_torch.curvature import Optimizer, Stability, spectrum, stable_learning_rate
 from gd_torch.models import Predictor, as_targets, evaluating, predict
 
 Reduction = Literal["mean", "sum"]
@@ -26,6 +27,11 @@ class GradientDescent(pl.LightningModule):
     ``class_path`` and its own ``init_args``), still at ``learning_rate``. ``compile`` runs the loss
     step through ``torch.compile``.
 
+    ``learning_rate: auto`` chooses half the stable bound at the initial parameters, ``1 / lambda_max``
+    for plain SGD (scaled for momentum): the fastest rate that does not oscillate along the steepest
+    direction of a quadratic loss. Every run computes that curvature when it sets up
+    (``self.stability``, see gd_torch.curvature).
+
     The loss takes x as the data hands it out (standardized when the data says so); ``forward`` and
     ``predictor()`` take raw x: the training split's feature statistics are buffers of this module
     (``x_mean``, ``x_std``), saved in checkpoints with the names of the features.
@@ -34,7 +40,7 @@ class GradientDescent(pl.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        learning_rate: float = 0.01,
+        learning_rate: float | Literal["auto"] = 0.01,
         reduction: Reduction = "mean",
         momentum: float = 0.0,
         nesterov: bool = False,
@@ -43,8 +49,14 @@ class GradientDescent(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if not (math.isfinite(learning_rate) and learning_rate > 0):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
+        if learning_rate == "auto":
+            if optimizer is not None:
+                raise ValueError(
+                    "learning_rate: auto needs plain SGD, whose stable learning rate is known; with another"
+                    " optimizer give a number"
+                )
+        elif isinstance(learning_rate, str) or not (math.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0 or auto, got {learning_rate}")
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         if not 0 <= momentum < 1:
@@ -73,6 +85,7 @@ class GradientDescent(pl.LightningModule):
         self.feature_names: list[str] | None = None
         self.register_buffer("x_mean", None)
         self.register_buffer("x_std", None)
+        self.stability: Stability | None = None  # the curvature at the initial parameters, from setup
 
     def setup(self, stage: str) -> None:
         self._world_size = self.trainer.world_size  # read at every step; the property chain is not free
@@ -80,6 +93,48 @@ class GradientDescent(pl.LightningModule):
         if features is not None:
             self.feature_names = list(features.names)
             self.x_mean, self.x_std = features.mean, features.std
+        self.stability = self._stability(getattr(self.trainer.datamodule, "points", None))
+
+    def optimizer_settings(self) -> Optimizer:
+        """What the stability bound depends on: SGD's settings, or the other optimizer's name."""
+        if self.optimizer is None:
+            return Optimizer("SGD", self.momentum, self.nesterov, self.weight_decay)
+        # From the config, a functools.partial of the optimizer's class with its init_args.
+        arguments = (*getattr(self.optimizer, "args", ()), getattr(self.optimizer, "func", self.optimizer))
+        cls = next((a for a in arguments if isinstance(a, type) and issubclass(a, torch.optim.Optimizer)), None)
+        settings = getattr(self.optimizer, "keywords", {})
+        if cls is torch.optim.SGD and not settings.get("dampening"):
+            names = ("momentum", "nesterov", "weight_decay")
+            defaults = (0.0, False, 0.0)
+            return Optimizer("SGD", *(settings.get(name, d) for name, d in zip(names, defaults, strict=True)))
+        return Optimizer(cls.__name__ if cls is not None else "this optimizer")
+
+    def _stability(self, points: tuple[torch.Tensor, torch.Tensor] | None) -> Stability | None:
+        """The loss Hessian at the initial parameters over the training points, and with it
+        ``learning_rate: auto`` resolved. Under DDP every process computes it over all points and
+        rank zero's largest eigenvalue is the one they all use."""
+        auto = self.learning_rate == "auto"
+        if points is None:
+            if auto:
+                raise ValueError("learning_rate: auto needs the data's points (a gd_torch.data.PointData)")
+            return None
+        try:
+            found = spectrum(self.model, *points, self.reduction)
+        except Exception as error:  # a model torch.func cannot differentiate twice: no report
+            if auto:
+                raise ValueError(f"learning_rate: auto: the loss Hessian cannot be computed: {error}") from error
+            return None
+        found.max_eigenvalue = self.trainer.strategy.broadcast(found.max_eigenvalue)
+        optimizer = self.optimizer_settings()
+        if auto:
+            bound = stable_learning_rate(found.max_eigenvalue, optimizer)
+            if bound is None:
+                raise ValueError(
+                    f"learning_rate: auto: the loss Hessian's largest eigenvalue is {found.max_eigenvalue:.6g}"
+                    " at the initial parameters, so no learning rate is too large; give a number"
+                )
+            self.learning_rate = bound / 2
+        return Stability(found, optimizer, self.learning_rate, auto=auto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One prediction per point for raw x, in the target's units."""

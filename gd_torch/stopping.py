@@ -15,8 +15,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
-from gd_torch.module import GradientDescent, step_loss
-from gd_torch.stability import largest_stable_learning_rate
+from gd_torch.module import step_loss
 
 
 def completed_step(trainer: pl.Trainer) -> int:
@@ -118,24 +117,20 @@ class Divergence(pl.Callback):
 
     @staticmethod
     def _message(step: int, loss: str, trainer, pl_module) -> str:
+        """Where it blew up and, when the curvature is known, the learning rate that would not have."""
         message = f"training diverged at step {step}: loss = {loss}."
-        points = getattr(trainer.datamodule, "points", None)
-        if not (isinstance(pl_module, GradientDescent) and pl_module.optimizer is None and points):
+        stability = getattr(pl_module, "stability", None)  # gd_torch.curvature.Stability, from setup
+        bound = stability.stable_learning_rate if stability is not None else None
+        if bound is None:
             return message
-        limit = largest_stable_learning_rate(
-            pl_module.model,
-            points[0],
-            pl_module.reduction,
-            momentum=pl_module.momentum,
-            nesterov=pl_module.nesterov,
-            weight_decay=pl_module.weight_decay,
+        where = "" if stability.spectrum.quadratic else " near the initial parameters"
+        optimizer = stability.optimizer
+        how = "gradient descent" if not (optimizer.momentum or optimizer.weight_decay) else "SGD with these settings"
+        return message + (
+            f" The loss Hessian's largest eigenvalue is {stability.spectrum.max_eigenvalue:.6g}{where}: for this data"
+            f" with reduction '{pl_module.reduction}', {how} converges only for learning_rate < {bound:.6g};"
+            f" got {stability.learning_rate:g}."
         )
-        if limit is not None:
-            message += (
-                f" For this data with reduction '{pl_module.reduction}', gradient descent on this line"
-                f" converges only for learning_rate < {limit:.6g}; got {pl_module.learning_rate:g}."
-            )
-        return message
 
     # The first loss travels in checkpoints: a resumed run keeps the same bound.
     def state_dict(self) -> dict:

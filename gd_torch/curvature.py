@@ -1,0 +1,335 @@
+"""The curvature of the loss, for any model: the loss Hessian's eigenvalues with respect to the
+learnable parameters, and what they say about the learning rate.
+
+Gradient descent on a quadratic loss converges exactly when ``learning_rate < 2 / lambda_max``: along
+the Hessian's eigenvector of eigenvalue lambda, each step multiplies the error by ``1 - lr * lambda``.
+(The article's ``b_k - 1 = 9 * 0.9**k`` is that, with lambda = 10 and lr = 0.01.) For a model that
+is not linear in its parameters the same number at the current parameters, the *sharpness*, governs
+stability locally; full-batch descent tends to push it up to ``2 / lr`` and hover there, the "edge
+of stability" (Cohen et al., ICLR 2021).
+
+How it is computed: the loss over all points of the training split, in float64 (so that the
+smallest eigenvalue of a badly scaled table still means something), a chunk of points at a time.
+With at most ``DENSE_UP_TO`` learnable values the whole Hessian is built (one backward pass per
+value) and decomposed exactly; above that, Lanczos iteration on Hessian-vector products finds the
+largest eigenvalue to a relative tolerance (PyHessian, Yao et al. 2020, does the same). Both use
+double backward through plain autograd: torch.func's transforms would cost a second of set-up on
+their first use in a process, more than a run of the article.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from gd_torch.models import as_targets
+
+DENSE_UP_TO = 64  # learnable values: up to this many, the exact Hessian
+CHUNK = 1 << 18  # points per pass (divided by the number of values for the dense Hessian)
+TOLERANCE = 1e-4  # relative, on the largest eigenvalue
+MAX_ITERATIONS = 100  # Lanczos steps, each one Hessian-vector product over all points
+
+
+@dataclass
+class Spectrum:
+    """The loss Hessian's extreme eigenvalues at some parameters. ``min_eigenvalue``, ``hessian`` and
+    ``gradient`` (float64, flattened over the learnable parameters) are there when the Hessian was
+    built whole; ``quadratic`` says the loss is quadratic (the Hessian the same everywhere), so the
+    values hold for the whole run, not only near these parameters."""
+
+    max_eigenvalue: float
+    min_eigenvalue: float | None = None
+    quadratic: bool = False
+    hessian: torch.Tensor | None = None
+    gradient: torch.Tensor | None = None
+    point: torch.Tensor | None = None  # the parameters they were taken at
+    direction: torch.Tensor | None = None  # the top eigenvector: a warm start for the next estimate
+
+    @property
+    def condition_number(self) -> float | None:
+        """lambda_max / lambda_min, for a quadratic loss; infinite when the Hessian is singular."""
+        if not self.quadratic or self.min_eigenvalue is None:
+            return None
+        return self.max_eigenvalue / self.min_eigenvalue if self.min_eigenvalue > 0 else math.inf
+
+
+class LossOfParameters:
+    """The loss as a function of the learnable parameters flattened into one float64 vector, over the
+    points a chunk at a time: what the Hessian is taken of. Frozen parameters and buffers keep their
+    values (as float64)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str) -> None:
+        named = dict(model.named_parameters())
+        self.names = [name for name, p in named.items() if p.requires_grad]
+        self.shapes = [named[name].shape for name in self.names]
+        device = y.device
+        self.fixed = {  # float64 where they are floating point (a step counter stays an integer)
+            name: t.detach().to(device, torch.float64 if t.is_floating_point() else t.dtype)
+            for name, t in [*named.items(), *model.named_buffers()]
+            if name not in self.names
+        }
+        self.start = torch.cat([named[name].detach().reshape(-1) for name in self.names]).to(device, torch.float64)
+        self.model, self.x, self.y = model, x, y
+        self.scale = len(y) if reduction == "mean" else 1
+
+    @property
+    def size(self) -> int:
+        return self.start.numel()
+
+    def chunk_loss(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params, at = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            count = math.prod(shape)
+            params[name] = flat[at : at + count].reshape(shape)
+            at += count
+        prediction = functional_call(self.model, {**self.fixed, **params}, (x.to(torch.float64),))
+        return (as_targets(prediction, y) - y.to(torch.float64)).square().sum() / self.scale
+
+    def chunks(self, chunk: int):
+        for i in range(0, len(self.y), chunk):
+            yield self.x[i : i + chunk], self.y[i : i + chunk]
+
+    def _gradient(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the parameters as a graph leaf, the gradient of the chunk's loss with its own graph)."""
+        leaf = flat.detach().requires_grad_()
+        (gradient,) = torch.autograd.grad(self.chunk_loss(leaf, x, y), leaf, create_graph=True)
+        return leaf, gradient
+
+    def hessian_and_gradient(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        total_h = torch.zeros(self.size, self.size, dtype=torch.float64, device=flat.device)
+        total_g = torch.zeros(self.size, dtype=torch.float64, device=flat.device)
+        for x, y in self.chunks(CHUNK):
+            leaf, gradient = self._gradient(flat, x, y)
+            for i in range(self.size):  # row i: the gradient of the gradient's i-th entry
+                (row,) = torch.autograd.grad(gradient[i], leaf, retain_graph=True, allow_unused=True)
+                if row is not None:
+                    total_h[i] += row
+            total_g += gradient.detach()
+        return total_h, total_g
+
+    def hessian_vector_product(self, flat: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros_like(flat)
+        for x, y in self.chunks(CHUNK):
+            leaf, gradient = self._gradient(flat, x, y)
+            (product,) = torch.autograd.grad(gradient @ vector, leaf, allow_unused=True)
+            if product is not None:  # None: the loss is linear in the parameters along every direction
+                total += product
+        return total
+
+
+def spectrum(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reduction: str,
+    start: torch.Tensor | None = None,
+    check_quadratic: bool = True,
+) -> Spectrum:
+    """The loss Hessian's eigenvalues at the model's current parameters over the points (x, y).
+
+    ``start`` warm-starts Lanczos (the previous top eigenvector). ``check_quadratic`` also builds the
+    Hessian at a second, random point to see whether it is constant (a model linear in its parameters).
+    """
+    loss = LossOfParameters(model, x, y, reduction)
+    if loss.size == 0:
+        raise ValueError("the model has no learnable parameters")
+    if loss.size > DENSE_UP_TO:
+        if start is None:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+            start = torch.randn(loss.size, generator=generator, dtype=torch.float64)
+        top, direction = lanczos_top(lambda v: loss.hessian_vector_product(loss.start, v), start.to(loss.start))
+        return Spectrum(top, direction=direction)
+    matrix, gradient = loss.hessian_and_gradient(loss.start)
+    eigenvalues, vectors = torch.linalg.eigh(matrix)
+    quadratic = False
+    if check_quadratic:
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        shift = torch.randn(loss.size, generator=generator, dtype=torch.float64).to(matrix.device)
+        elsewhere, _ = loss.hessian_and_gradient(loss.start + shift * (loss.start.abs().max() + 1))
+        scale = matrix.abs().max().clamp(min=1e-300)
+        quadratic = bool(((elsewhere - matrix).abs().max() <= 1e-8 * scale).item())
+    return Spectrum(
+        max_eigenvalue=eigenvalues[-1].item(),
+        min_eigenvalue=eigenvalues[0].item(),
+        quadratic=quadratic,
+        hessian=matrix,
+        gradient=gradient,
+        point=loss.start,
+        direction=vectors[:, -1],
+    )
+
+
+def lanczos_top(
+    product: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    tolerance: float = TOLERANCE,
+    max_iterations: int = MAX_ITERATIONS,
+) -> tuple[float, torch.Tensor]:
+    """The largest eigenvalue of a symmetric operator given by ``product`` (and its eigenvector), by
+    Lanczos iteration from ``start`` with full reorthogonalization. It stops when the top Ritz pair's
+    residual is below ``tolerance`` times the value, or the Krylov space is exhausted."""
+    size = start.numel()
+    basis = [start / start.norm()]
+    alphas: list[float] = []
+    betas: list[float] = []
+    top, vector = 0.0, basis[0]
+    for _ in range(min(max_iterations, size)):
+        w = product(basis[-1])
+        alphas.append(torch.dot(basis[-1], w).item())
+        stacked = torch.stack(basis)
+        for _ in range(2):  # twice is enough: reorthogonalization against every earlier vector
+            w = w - stacked.T @ (stacked @ w)
+        beta = w.norm().item()
+        tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if betas:
+            off = torch.tensor(betas, dtype=torch.float64)
+            tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
+        values, ritz = torch.linalg.eigh(tridiagonal)
+        top = values[-1].item()
+        vector = stacked.T @ ritz[:, -1].to(stacked.device)
+        if abs(beta * ritz[-1, -1].item()) <= tolerance * abs(top) or beta <= 1e-12 * max(abs(top), 1e-300):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    return top, vector
+
+
+@dataclass
+class Optimizer:
+    """What the stability bound depends on: plain SGD's settings, or another optimizer's name."""
+
+    name: str = "SGD"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    @property
+    def has_bound(self) -> bool:
+        return self.name == "SGD"
+
+
+def stable_learning_rate(max_eigenvalue: float, optimizer: Optimizer) -> float | None:
+    """The largest learning rate at which the optimizer is stable on a quadratic with this largest
+    eigenvalue; None where no bound is known (Adam and every optimizer but SGD), or where the loss
+    curves down (lambda_max <= 0: no step is too long along it).
+
+    For ``torch.optim.SGD`` on one eigen-direction of eigenvalue lambda (weight decay adds itself to
+    it), the update is a linear recurrence whose 2x2 matrix must have both eigenvalues inside the unit
+    circle (the Jury conditions). Plain: ``lr < 2 / lambda``. Heavy-ball momentum beta (PyTorch's
+    ``buf = beta buf + g; p -= lr buf``): ``lr < 2 (1 + beta) / lambda``. Nesterov (``p -= lr (g + beta
+    buf)``): ``lr < 2 (1 + beta) / ((1 + 2 beta) lambda)``.
+    """
+    curvature = max_eigenvalue + optimizer.weight_decay
+    if not optimizer.has_bound or curvature <= 0:
+        return None
+    beta = optimizer.momentum
+    if optimizer.nesterov:
+        return 2 * (1 + beta) / ((1 + 2 * beta) * curvature)
+    return 2 * (1 + beta) / curvature
+
+
+def predicted_steps(
+    spectrum: Spectrum, learning_rate: float, optimizer: Optimizer, tolerance: float, budget: int = 100_000
+) -> tuple[int, bool] | None:
+    """How many steps of SGD on this quadratic loss the step-size rule (``Convergence(tolerance)``: the
+    largest change of any parameter in one step below ``tolerance``) takes to stop: ``(steps, exact)``.
+
+    The linear recurrence of the descent (parameters and momentum buffer) is run in float64 from the
+    initial gradient, ``budget`` steps at the most; past that the count is extrapolated from the
+    slowest direction's contraction per step (``exact`` False). None without a bound, or if the
+    recurrence does not contract at this learning rate (it diverges).
+    """
+    if not (spectrum.quadratic and spectrum.hessian is not None and optimizer.has_bound) or tolerance <= 0:
+        return None
+    h = spectrum.hessian.cpu() + optimizer.weight_decay * torch.eye(len(spectrum.hessian), dtype=torch.float64)
+    # The gradient SGD uses at the start (weight decay adds decay times the parameters); it moves by H
+    # times each step, the loss being quadratic.
+    g = spectrum.gradient.cpu() + optimizer.weight_decay * spectrum.point.cpu()
+    beta, lr = optimizer.momentum, learning_rate
+    rate = contraction(torch.linalg.eigvalsh(h), lr, beta, optimizer.nesterov)
+    if rate >= 1:
+        return None
+    buffer = torch.zeros_like(g)
+    size = 0.0
+    for step in range(budget):
+        buffer = beta * buffer + g if beta else g
+        change = -lr * (g + beta * buffer if optimizer.nesterov else buffer)
+        size = change.abs().max().item()
+        if size < tolerance:
+            return step + 1, True
+        g = g + h @ change
+    if size == 0.0:
+        return budget, True
+    return budget + math.ceil(math.log(tolerance / size) / math.log(rate)), False
+
+
+def contraction(eigenvalues: torch.Tensor, lr: float, beta: float, nesterov: bool) -> float:
+    """The largest factor by which one step of SGD shrinks the error along any eigen-direction: the
+    spectral radius of the slowest direction's 2x2 recurrence (``|1 - lr lambda|`` without momentum)."""
+    worst = 0.0
+    for lam in eigenvalues.tolist():
+        if nesterov:
+            trace, determinant = 1 + beta - lr * lam * (1 + beta), beta * (1 - lr * lam)
+        else:
+            trace, determinant = 1 + beta - lr * lam, beta
+        roots = torch.linalg.eigvals(torch.tensor([[trace, -determinant], [1.0, 0.0]], dtype=torch.float64))
+        worst = max(worst, roots.abs().max().item())
+    return worst
+
+
+def stability_limit(learning_rate: float, optimizer: Optimizer) -> float | None:
+    """The largest sharpness (top Hessian eigenvalue) at which SGD is stable at this learning rate:
+    ``2 / lr`` for plain SGD, the inverse of :func:`stable_learning_rate` in general."""
+    if not optimizer.has_bound:
+        return None
+    beta = optimizer.momentum
+    factor = 2 * (1 + beta) / (1 + 2 * beta) if optimizer.nesterov else 2 * (1 + beta)
+    return factor / learning_rate - optimizer.weight_decay
+
+
+@dataclass
+class Stability:
+    """What the curvature at the initial parameters says about a run's learning rate."""
+
+    spectrum: Spectrum
+    optimizer: Optimizer
+    learning_rate: float  # the one in use (chosen here with learning_rate: auto)
+    auto: bool = False
+
+    @property
+    def stable_learning_rate(self) -> float | None:
+        return stable_learning_rate(self.spectrum.max_eigenvalue, self.optimizer)
+
+    def record(self) -> dict:
+        """For ``summary.json``: ``max_eigenvalue``, ``stable_learning_rate`` (null: no bound known),
+        and for a quadratic loss ``min_eigenvalue`` and ``condition_number``."""
+        record = {
+            "max_eigenvalue": self.spectrum.max_eigenvalue,
+            "stable_learning_rate": self.stable_learning_rate,
+            "quadratic": self.spectrum.quadratic,
+        }
+        if self.spectrum.quadratic:
+            record["min_eigenvalue"] = self.spectrum.min_eigenvalue
+            record["condition_number"] = self.spectrum.condition_number
+        return record
+
+    def line(self) -> str:
+        """The console's line: ``Stable for learning_rate < X; using Y``, and what X comes from."""
+        where = "" if self.spectrum.quadratic else ", near the initial parameters"
+        eigenvalue = f"largest Hessian eigenvalue {self.spectrum.max_eigenvalue:.6g}{where}"
+        using = f"using {self.learning_rate:.6g}"
+        if self.auto:
+            using, eigenvalue = f"{using}, half of it", f"learning_rate: auto; {eigenvalue}"
+        bound = self.stable_learning_rate
+        if bound is None:
+            why = f"no bound is known for {self.optimizer.name}" if not self.optimizer.has_bound else "no bound"
+            return f"Stability: {why}; {using} ({eigenvalue})"
+        line = f"Stable for learning_rate < {bound:.6g}; {using} ({eigenvalue})"
+        kappa = self.spectrum.condition_number
+        if kappa is not None and len(self.spectrum.hessian) > 1:
+            low, high = self.spectrum.min_eigenvalue, self.spectrum.max_eigenvalue
+            line += f"\nCondition number {kappa:.3g} (Hessian eigenvalues from {low:.3g} to {high:.3g})"
+        return line
