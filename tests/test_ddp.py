@@ -47,5 +47,6 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, hel
     summary = json.loads((ddp.run_dir / "summary.json").read_text())
     assert summary["params"] == pytest.approx(one.summary["params"], rel=1e-6)
     assert summary["final_loss"] == pytest.approx(one.summary["final_loss"], rel=1e-5)
+    assert summary["curvature"] == pytest.approx(one.summary["curvature"], rel=1e-9)  # over all points, once
     for split, metrics in one.summary["metrics"].items():
         assert summary["metrics"][split] == pytest.approx(metrics, rel=1e-5)
