@@ -8,6 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gd_torch.curvature import Optimizer, contraction, lanczos_top, spectrum, stable_learning_rate
 from gd_torch.data import CSVPoints
@@ -69,6 +72,10 @@ def test_auto_descends_on_the_unscaled_table(train):
     losses = [value for _, value in run.scalars("train/loss")]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert run.summary["stop_reason"] != "diverged"
+    events = EventAccumulator(str(run.run_dir))
+    events.Reload()
+    start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["learning_rate"].number_value == run.summary["learning_rate"]
 
 
 def test_auto_with_an_optimizer_without_a_bound_is_refused(train):
@@ -109,6 +116,14 @@ def test_mlp_sharpness_in_tensorboard(train):
     assert [step for step, _ in sharpness] == list(range(0, 60, 10))
     assert all(math.isfinite(value) and value > 0 for _, value in sharpness)
     assert "train/stability_limit" not in run.tags()  # Adam: no known bound, no line drawn
+    events = EventAccumulator(str(run.run_dir))
+    events.Reload()
+    (config,) = events.Tensors("custom_scalars__config__")
+    charts = {
+        chart.title: list(chart.multiline.tag)
+        for chart in Layout.FromString(config.tensor_proto.string_val[0]).category[0].chart
+    }
+    assert charts["sharpness (and the edge of stability)"] == ["train/sharpness", "train/stability_limit"]
     assert "no bound is known for Adam" in run.stdout
 
 
