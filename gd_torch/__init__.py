@@ -1,16 +1,17 @@
 """gd_torch: gradient descent on PyTorch, Lightning and TensorBoard.
 
-``load_run`` and ``ConfigError`` are imported on first use, so that ``import gd_torch.models`` stays light.
+``fit``, ``load_run`` and ``ConfigError`` are imported on first use, so that ``import gd_torch.models``
+stays light.
 """
 
-__all__ = ["ConfigError", "load_run"]
+__all__ = ["ConfigError", "fit", "load_run"]
 
 
 def __getattr__(name: str):
-    if name == "load_run":
-        from gd_torch.api import load_run
+    if name in ("fit", "load_run"):
+        from gd_torch import api
 
-        return load_run
+        return getattr(api, name)
     if name == "ConfigError":
         from gd_torch.errors import ConfigError
 

@@ -1,8 +1,15 @@
-"""Python entry points: ``load_run``, the trained model of a run, ready to predict."""
+"""Python entry points: ``fit`` trains and returns the run, ``load_run`` gives a run's trained model."""
 
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 
 from gd_torch.errors import ConfigError
 from gd_torch.models import Predictor
@@ -59,3 +66,74 @@ def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"checkpoint: the best checkpoint {Path(recorded).name} is not in {path.parent}")
     return path
+
+
+@dataclass
+class Run:
+    """A finished run, as ``fit`` returns it.
+
+    Attributes:
+        exit_code: What the command would exit with: 0 trained, 1 diverged or failed, 130 interrupted.
+        run_dir: The run directory (``config.yaml``, ``summary.json``, checkpoints, pictures).
+        summary: ``summary.json`` as a dict (steps, params, final_loss, metrics, curvature, stop_reason, ...).
+        model: The trained model as ``load_run`` gives it (raw x in, one prediction per point out), or
+            None when the run stopped before its first checkpoint.
+        history: Every scalar TensorBoard holds for the run: tag -> [(step, value), ...].
+    """
+
+    exit_code: int
+    run_dir: Path
+    summary: dict
+    model: Predictor | None
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def fit(config: str | Path | dict, *flags: str) -> Run:
+    """Train as ``python scripts/train.py --config CONFIG FLAGS...`` does, in this process, and return
+    the run. ``config`` is a YAML file or a dict of the same sections; ``flags`` are the command's
+    (``"--model.learning_rate=0.05"`` or ``"--model.learning_rate", "0.05"``). It can be called again
+    and again in one process, as in a notebook.
+
+    Raises :class:`ConfigError`, whose message is the command's ``error:`` line, for invalid input;
+    a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
+    """
+    from gd_torch.cli import build, train  # Lightning: imported when a run is made
+
+    with _config_file(config) as path, _without_command_line_arguments():
+        cli = build(["--config", str(path), *flags])
+    code = train(cli)
+    run_dir = Path(cli.trainer.log_dir)
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    has_checkpoint = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    return Run(code, run_dir, summary, load_run(run_dir) if has_checkpoint else None, _history(run_dir))
+
+
+@contextmanager
+def _config_file(config: str | Path | dict) -> Iterator[Path]:
+    if not isinstance(config, dict):
+        yield Path(config)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        yield path
+
+
+@contextmanager
+def _without_command_line_arguments() -> Iterator[None]:
+    """A notebook's kernel has arguments of its own in sys.argv; the config comes from fit's alone."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

@@ -316,13 +316,25 @@ def run() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    silence_inapplicable_warnings()
+    """The command: parse and check ``argv`` (the command line when None), train, return the exit code."""
     try:
-        with held_back_until_valid():
-            cli = GradientDescentCLI(argv)
+        cli = build(argv)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    return train(cli)
+
+
+def build(argv: list[str] | None) -> GradientDescentCLI:
+    """The config parsed and every object built and checked, the run directory claimed; nothing
+    trained. Raises :class:`ConfigError` for invalid input."""
+    silence_inapplicable_warnings()
+    with held_back_until_valid():
+        return GradientDescentCLI(argv)
+
+
+def train(cli: GradientDescentCLI) -> int:
+    """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
     trainer = cli.trainer
     try:
         trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
