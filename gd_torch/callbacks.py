@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_torch.curvature import predicted_steps
 from gd_torch.data import splits_of
@@ -139,10 +140,10 @@ class RunSummary(pl.Callback):
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(self.format(summary, pl_module, run_dir), flush=True)
+        print(self.format(summary, pl_module, run_dir, view_lines(trainer.loggers)), flush=True)
 
     @staticmethod
-    def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path) -> str:
+    def format(summary: dict[str, Any], pl_module: pl.LightningModule, run_dir: Path, views: list[str]) -> str:
         lines = [
             f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
             f" on {_device_name(pl_module.device)}",
@@ -151,9 +152,25 @@ class RunSummary(pl.Callback):
             *_prediction_lines(summary),
             *_metric_lines(summary.get("metrics", {})),
             f"  run directory: {run_dir}",
-            f"  view it: tensorboard --logdir {run_dir}",
+            *views,
         ]
         return "\n".join(lines)
+
+
+def view_lines(loggers: list) -> list[str]:
+    """Where to look at the run, one line per logger: the command for TensorBoard, the file for CSV,
+    the tracking URI and run id for MLflow."""
+    lines = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"  view it: tensorboard --logdir {logger.log_dir}")
+        elif isinstance(logger, CSVLogger):
+            lines.append(f"  metrics: {Path(logger.log_dir) / 'metrics.csv'}")
+        elif hasattr(logger, "run_id") and hasattr(logger, "_tracking_uri"):  # MLFlowLogger, without importing mlflow
+            lines.append(f"  mlflow: {logger._tracking_uri}, run {logger.run_id}")
+        else:
+            lines.append(f"  logged with {type(logger).__name__}")
+    return lines
 
 
 def _json_number(value):

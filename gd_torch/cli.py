@@ -20,7 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_torch.callbacks import RunSummary
 from gd_torch.checks import check_model_fits_data
@@ -68,7 +68,7 @@ class SaveConfig(SaveConfigCallback):
     it in TensorBoard's Text tab (tag ``config``)."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if isinstance(trainer.logger, TensorBoardLogger):
+        if isinstance(trainer.logger, TensorBoardLogger):  # the first logger: see claim_run_directory
             # The file Lightning has just written (the logger's own log_dir: no DDP broadcast here).
             text = (Path(trainer.logger.log_dir) / self.config_filename).read_text()
             code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
@@ -163,24 +163,43 @@ class GradientDescentCLI(LightningCLI):
             raise ConfigError(f"model.model: {error}") from None
 
     def claim_run_directory(self) -> None:
-        logger = self.trainer.logger
-        if not isinstance(logger, TensorBoardLogger) or not self.trainer.is_global_zero:
+        """Reserve a new version directory for every logger that writes files (TensorBoard, CSV); loggers
+        of the same ``save_dir/name`` share one. The TensorBoard logger goes first among the loggers:
+        Lightning puts the run's files (config.yaml, checkpoints) in the first logger's directory."""
+        loggers = list(self.trainer.loggers)
+        keys = {
+            id(lg): "trainer.logger" if len(loggers) == 1 else f"trainer.logger[{i}]" for i, lg in enumerate(loggers)
+        }
+        self.trainer.loggers = sorted(loggers, key=lambda lg: not isinstance(lg, TensorBoardLogger))  # stable
+        if not self.trainer.is_global_zero:
             return  # other processes of a DDP run write nothing; rank zero's directory is theirs too
+        claimed: dict[str, int | str] = {}  # root directory -> the version reserved there
+        for logger in self.trainer.loggers:
+            if not isinstance(logger, TensorBoardLogger | CSVLogger):
+                continue
+            root = str(Path(logger.root_dir).absolute())
+            if root in claimed and logger._version is None:
+                logger._version = claimed[root]  # the same run directory as the logger before it
+                continue
+            claimed[root] = self.reserve(logger, keys[id(logger)])
+
+    @staticmethod
+    def reserve(logger: TensorBoardLogger | CSVLogger, key: str) -> int | str:
         problem = why_not_writable(logger.save_dir)
         if problem:
-            raise ConfigError(f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}")
+            raise ConfigError(f"{key}.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}")
         try:
             reserve_run_directory(logger)
         except FileExistsError:
             raise ConfigError(
-                f"trainer.logger.init_args.version: {logger.log_dir} already exists;"
+                f"{key}.init_args.version: {logger.log_dir} already exists;"
                 " earlier runs are never overwritten (leave version unset to take the next one)"
             ) from None
         except OSError as error:
             raise ConfigError(
-                f"trainer.logger.init_args.save_dir: cannot write runs to {logger.save_dir}:"
-                f" {error.strerror}: {error.filename}"
+                f"{key}.init_args.save_dir: cannot write runs to {logger.save_dir}: {error.strerror}: {error.filename}"
             ) from None
+        return logger.version
 
     def explain(self, error: ValueError) -> str:
         """``model.learning_rate must be ...`` from a constructor's ``learning_rate must be ...``.

@@ -26,7 +26,7 @@ import time
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import custom_scalars
 
@@ -73,9 +73,18 @@ class Dashboard(pl.Callback):
 
     @staticmethod
     def _writer(trainer: pl.Trainer):
+        """The TensorBoard logger's SummaryWriter on rank zero, or None."""
         if not trainer.is_global_zero:
             return None
         return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    @staticmethod
+    def _other_loggers(trainer: pl.Trainer) -> list[Logger]:
+        """Every other logger (CSV, MLflow, ...), on rank zero: they get the same values through
+        Lightning's ``log_metrics``, at the same steps."""
+        if not trainer.is_global_zero:
+            return []
+        return [lg for lg in trainer.loggers if not isinstance(lg, TensorBoardLogger)]
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The starting point, before any update (a resumed run starts from its checkpoint instead).
@@ -153,25 +162,35 @@ class Dashboard(pl.Callback):
             self._sparse.append((trainer.global_step, time.time(), "val/loss", value.detach().clone()))
 
     def _flush(self, trainer: pl.Trainer) -> None:
-        writer = self._writer(trainer)
-        for step, wall_time, tag, value in self._sparse if writer is not None else ():
-            summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
-            writer._get_file_writer().add_summary(summary, step, wall_time)
+        writer, others = self._writer(trainer), self._other_loggers(trainer)
+        sparse = [(step, wall_time, tag, float(value)) for step, wall_time, tag, value in self._sparse]
+        if writer is None and not others:
+            sparse, self._pending = [], []  # another process of a DDP run: rank zero writes
+        for step, wall_time, tag, value in sparse:
+            if writer is not None:
+                summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
+                writer._get_file_writer().add_summary(summary, step, wall_time)
+            for logger in others:
+                logger.log_metrics({tag: value}, step)
         self._sparse.clear()
-        if not self._pending or writer is None:
-            self._pending.clear()
+        if not self._pending:
             return
         rows = torch.stack([values for _, _, values, _ in self._pending]).tolist()  # one device sync
-        # One event per step holding every tag: a fraction of the events (and of the writer's
-        # queue traffic) that one add_scalar per tag would make, read back the same by TensorBoard.
-        file_writer = writer._get_file_writer()
-        for (step, wall_time, _, learning_rate), row in zip(self._pending, rows, strict=True):
-            values = [
-                Summary.Value(tag=t, simple_value=v) for t, v in zip(self._tags, [*row, learning_rate], strict=True)
-            ]
-            file_writer.add_summary(Summary(value=values), step, wall_time)
+        steps = [(step, wall_time, [*row, learning_rate]) for (step, wall_time, _, learning_rate), row in
+                 zip(self._pending, rows, strict=True)]  # fmt: skip
         self._pending.clear()
-        writer.flush()
+        if writer is not None:
+            # One event per step holding every tag: a fraction of the events (and of the writer's
+            # queue traffic) that one add_scalar per tag would make, read back the same by TensorBoard.
+            file_writer = writer._get_file_writer()
+            for step, wall_time, values in steps:
+                tagged = [Summary.Value(tag=t, simple_value=v) for t, v in zip(self._tags, values, strict=True)]
+                file_writer.add_summary(Summary(value=tagged), step, wall_time)
+            writer.flush()
+        for logger in others:
+            for step, _, values in steps:
+                logger.log_metrics(dict(zip(self._tags, values, strict=True)), step)
+            logger.save()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
@@ -187,20 +206,26 @@ class Dashboard(pl.Callback):
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str, measure: bool = True) -> None:
         """The optimum line's second point, the final metrics, and the run's hyperparameters with its results."""
-        writer = self._writer(trainer)
-        if writer is None:
+        writer, others = self._writer(trainer), self._other_loggers(trainer)
+        if writer is None and not others:
             return
         last = max(completed_step(trainer), 0)
-        self._write_optimum(writer, last)
+        if writer is not None:
+            self._write_optimum(writer, last)
         results = {"hparams/steps": trainer.global_step}
         if measure and getattr(trainer.datamodule, "points", None) is not None:
             results["hparams/final_loss"] = full_loss(trainer, pl_module).item()
             for split, values in split_metrics(trainer, pl_module).items():
                 results |= {f"metrics/{split}/{name}": value for name, value in values.items() if value is not None}
+        hyperparameters = self._hyperparameters(trainer, pl_module, reason)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):  # hparams with results: TensorBoard's HParams tab
-                logger.log_hyperparams(self._hyperparameters(trainer, pl_module, reason), results, step=last)
-        writer.flush()
+                logger.log_hyperparams(hyperparameters, results, step=last)
+                logger.experiment.flush()
+        for logger in others:
+            logger.log_hyperparams(hyperparameters)
+            logger.log_metrics(results, last)
+            logger.save()
 
     def _hyperparameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> dict:
         data = trainer.datamodule

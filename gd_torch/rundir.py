@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 
 def why_not_writable(save_dir: str | Path) -> str | None:
@@ -17,10 +17,10 @@ def why_not_writable(save_dir: str | Path) -> str | None:
     return None
 
 
-def reserve_run_directory(logger: TensorBoardLogger) -> Path:
+def reserve_run_directory(logger: TensorBoardLogger | CSVLogger) -> Path:
     """Create this run's directory before training and pin the logger to it.
 
-    TensorBoardLogger picks ``max(existing version) + 1`` by listing the directory, so runs started
+    TensorBoardLogger (and CSVLogger) picks ``max(existing version) + 1`` by listing the directory, so runs started
     at the same moment would share a version; ``mkdir`` is atomic and succeeds for exactly one.
     A version named in the config must not exist yet.
     """
