@@ -140,6 +140,7 @@ class RunSummary(pl.Callback):
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        log_artifacts(trainer.loggers, run_dir)
         print(self.format(summary, pl_module, run_dir, view_lines(trainer.loggers)), flush=True)
 
     @staticmethod
@@ -155,6 +156,18 @@ class RunSummary(pl.Callback):
             *views,
         ]
         return "\n".join(lines)
+
+
+def log_artifacts(loggers: list, run_dir: Path) -> None:
+    """The run's files (config.yaml, summary.json, the pictures) to the loggers that store files
+    (MLflow's ``log_artifact``); TensorBoard and CSV already write into the run directory. The
+    pictures are there: LightningCLI appends the default callbacks (this one) after the config's."""
+    files = [path for path in sorted(run_dir.iterdir()) if path.suffix in (".yaml", ".json", ".png")]
+    for logger in loggers:
+        experiment = getattr(logger, "experiment", None) if hasattr(logger, "run_id") else None
+        if experiment is not None and hasattr(experiment, "log_artifact"):
+            for path in files:
+                experiment.log_artifact(logger.run_id, str(path))
 
 
 def view_lines(loggers: list) -> list[str]:

@@ -171,6 +171,12 @@ class GradientDescentCLI(LightningCLI):
             id(lg): "trainer.logger" if len(loggers) == 1 else f"trainer.logger[{i}]" for i, lg in enumerate(loggers)
         }
         self.trainer.loggers = sorted(loggers, key=lambda lg: not isinstance(lg, TensorBoardLogger))  # stable
+        if loggers and not any(isinstance(lg, TensorBoardLogger | CSVLogger) for lg in loggers):
+            names = ", ".join(type(lg).__name__ for lg in loggers)
+            raise ConfigError(
+                f"trainer.logger: a run keeps its files (config.yaml, summary.json, checkpoints) in the directory of a"
+                f" TensorBoardLogger or CSVLogger; add one beside {names}"
+            )
         if not self.trainer.is_global_zero:
             return  # other processes of a DDP run write nothing; rank zero's directory is theirs too
         claimed: dict[str, int | str] = {}  # root directory -> the version reserved there
@@ -182,6 +188,9 @@ class GradientDescentCLI(LightningCLI):
                 logger._version = claimed[root]  # the same run directory as the logger before it
                 continue
             claimed[root] = self.reserve(logger, keys[id(logger)])
+        for logger in self.trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                _ = logger.experiment  # its writer, made while the directory is still empty (else it warns)
 
     @staticmethod
     def reserve(logger: TensorBoardLogger | CSVLogger, key: str) -> int | str:

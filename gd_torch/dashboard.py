@@ -222,8 +222,11 @@ class Dashboard(pl.Callback):
             if isinstance(logger, TensorBoardLogger):  # hparams with results: TensorBoard's HParams tab
                 logger.log_hyperparams(hyperparameters, results, step=last)
                 logger.experiment.flush()
+        # Lightning gave the others the module's own arguments when the run started; some (MLflow)
+        # refuse a second, different value for a key (learning_rate: auto, resolved here).
+        given = set(getattr(pl_module, "hparams_initial", {}))
         for logger in others:
-            logger.log_hyperparams(hyperparameters)
+            logger.log_hyperparams({key: value for key, value in hyperparameters.items() if key not in given})
             logger.log_metrics(results, last)
             logger.save()
 
