@@ -36,6 +36,9 @@ class ArticleTable(pl.Callback):
 
     Shows every learnable scalar parameter, named by ``symbols`` (the article calls the intercept
     ``b`` and the slope ``m``); other parameters keep their own names.
+
+    Args:
+        symbols: The column name of each parameter (default: slope m, intercept b).
     """
 
     def __init__(self, symbols: dict[str, str] | None = None) -> None:

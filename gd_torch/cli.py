@@ -17,7 +17,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -27,6 +27,7 @@ from gd_torch.checks import check_model_fits_data
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError
+from gd_torch.helptext import ShortHelp
 from gd_torch.module import GradientDescent
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.rundir import reserve_run_directory, why_not_writable
@@ -79,12 +80,12 @@ class GradientDescentCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
         super().__init__(
             GradientDescent,
-            LightningDataModule,
+            PointData,  # the project's data classes, or a user's subclass of PointData
             save_config_callback=SaveConfig,
             subclass_mode_data=True,  # data: {class_path: gd_torch.data.Points, init_args: ...}
             trainer_defaults=trainer_defaults(),
             auto_configure_optimizers=False,  # the module's SGD; no top-level optimizer section
-            parser_kwargs={"exit_on_error": False},
+            parser_kwargs={"exit_on_error": False, "formatter_class": ShortHelp},
             args=args,
             run=False,
         )

@@ -39,17 +39,24 @@ from gd_torch.stopping import completed_step, largest_change, stop_reason
 
 
 class Dashboard(pl.Callback):
-    """Writes the run to TensorBoard (the tags are in this module's docstring); every
-    ``histogram_every`` steps (0 = never) also a histogram ``params/<name>`` of each tensor parameter,
-    and every ``sharpness_every`` steps (0 = never) the sharpness beside the stability limit, on one
-    Custom Scalars chart: full-batch descent on a network drives the first up to the second (the edge
-    of stability). One sharpness costs a few dozen Hessian-vector products over the training split
-    (docs/performance.md), so it is off unless asked for.
+    """What TensorBoard shows of the run: every tag at every step, val/loss, layout and hparams.
+
+    The tags are in this module's docstring. Every ``histogram_every`` steps it also writes a
+    histogram ``params/<name>`` of each tensor parameter, and every ``sharpness_every`` steps the
+    sharpness beside the stability limit, on one Custom Scalars chart: full-batch descent on a network
+    drives the first up to the second (the edge of stability). One sharpness costs a few Hessian-vector
+    products over the training split (docs/performance.md), so it is off unless asked for.
 
     The per-step values stay on the device and are written every ``flush_every`` steps (and at the
     end), one event per step holding every tag, so logging forces no per-step device sync, yet
     TensorBoard gets one point for every step. Lightning's ``self.log`` would cost several times a
-    plain loop here and drops steps between ``log_every_n_steps``.
+    plain loop here and drops steps between ``log_every_n_steps``. Other loggers (CSV, MLflow) get the
+    same values at the same steps through Lightning's ``log_metrics``.
+
+    Args:
+        flush_every: Write the kept values every this many steps (and at the end), >= 1.
+        histogram_every: A histogram of each tensor parameter every this many steps; 0 = never.
+        sharpness_every: The loss Hessian's largest eigenvalue every this many steps; 0 = never.
     """
 
     def __init__(self, flush_every: int = 100, histogram_every: int = 0, sharpness_every: int = 0) -> None:

@@ -31,8 +31,10 @@ class Features:
 
 
 class PointData(pl.LightningDataModule):
-    """The common part: held-out splits, standardization, device placement, full batch or shuffled
-    mini-batches. Subclasses say where the points come from in ``make_points``.
+    """Points on the training device: Points, CSVPoints, SyntheticLine, or a subclass of your own.
+
+    The common part of them: held-out splits, standardization, device placement, full batch or
+    shuffled mini-batches. Subclasses say where the points come from in ``make_points``.
 
     Args:
         batch_size: ``null`` (or >= the number of points) is full-batch gradient descent, the article's

@@ -27,10 +27,14 @@ from gd_torch.stopping import completed_step
 
 
 class TrajectoryFigure(pl.Callback):
-    """At the end of a run whose model has one or two learnable scalar parameters (others: nothing),
-    draws the landscape with the path, logs it to TensorBoard's Images tab (tag ``trajectory``) and
-    saves it as ``trajectory.png`` in the run directory, the path's points in its ``gd_torch.path``
-    text field. The landscape is computed on at most ``max_points`` of the points (evenly strided).
+    """``trajectory.png``: the loss landscape and the path descent took on it, at the end of a run.
+
+    For a model with one or two learnable scalar parameters (others: nothing), it draws the landscape
+    with the path, logs it to TensorBoard's Images tab (tag ``trajectory``) and saves it as
+    ``trajectory.png`` in the run directory, the path's points in its ``gd_torch.path`` text field.
+
+    Args:
+        max_points: The landscape is computed on at most this many points (evenly strided).
     """
 
     def __init__(self, max_points: int = 10_000) -> None:
@@ -143,9 +147,11 @@ SPLIT_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
 
 
 class FitFigure(pl.Callback):
-    """At the end of a run, ``fit.png``: the data and what the trained model makes of it, in the data's
-    own units (standardization undone). One feature: each split's points and the fitted curve over
-    their range. Several: predictions against targets, one colour per split, beside y = x.
+    """``fit.png``: the data and what the trained model makes of it, at the end of a run.
+
+    In the data's own units (standardization undone). One feature: each split's points and the
+    fitted curve over their range. Several: predictions against targets, one colour per split,
+    beside y = x.
 
     Args:
         max_points: At most this many points of each split are drawn (evenly strided).
@@ -212,8 +218,9 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
 
 
 class LossFigure(pl.Callback):
-    """At the end of a run, ``loss.png``: the training loss at every step and ``val/loss`` where it was
-    measured, against the steps, on a log scale.
+    """``loss.png``: the training loss and the validation loss against the steps, at the end of a run.
+
+    The training loss at every step and ``val/loss`` where it was measured, on a log scale.
 
     Memory stays bounded on long runs: past ``max_points`` kept steps, every other one is dropped and
     only every second step is kept from then on (the curve keeps its shape, at a coarser stride).

@@ -15,6 +15,12 @@ class Line(nn.Module):
 
     Either parameter can be frozen: the article knows the slope (``slope=2, learn_slope=False``)
     and learns only the intercept ``b``, starting from 10.
+
+    Args:
+        slope: The starting slope m.
+        intercept: The starting intercept b.
+        learn_slope: Learn the slope (false: frozen where it starts).
+        learn_intercept: Learn the intercept (false: frozen where it starts).
     """
 
     def __init__(
@@ -45,6 +51,9 @@ class LinearRegression(nn.Module):
     """``y = x @ weight + bias`` for ``features`` inputs: the Line with one slope per feature.
 
     Starts from zero, so gradient descent on it is deterministic.
+
+    Args:
+        features: The number of input columns, >= 1.
     """
 
     def __init__(self, features: int = 1) -> None:
@@ -62,8 +71,15 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": 
 
 
 class MLP(nn.Module):
-    """A small multi-layer perceptron from ``features`` inputs to one output, for curves a line
-    cannot fit. PyTorch's default initialisation: set ``seed_everything`` to make it repeatable."""
+    """A small multi-layer perceptron to one output, for curves a line cannot fit.
+
+    PyTorch's default initialisation: set ``seed_everything`` to make it repeatable.
+
+    Args:
+        features: The number of input columns, >= 1.
+        hidden: The width of each hidden layer (default: [32, 32]).
+        activation: The nonlinearity after each hidden layer.
+    """
 
     def __init__(
         self,

@@ -16,25 +16,27 @@ Reduction = Literal["mean", "sum"]
 
 
 class GradientDescent(pl.LightningModule):
-    """Fits ``model`` to points ``(x, y)`` by minimising ``mse_loss(model(x), y, reduction=...)``.
+    """Gradient descent on the mean squared error of an injected model.
 
-    ``reduction="sum"`` is the article's sum of squared errors; ``"mean"`` divides the loss and
-    its gradient by the number of points in the batch, so the same descent needs an N-times larger
-    learning rate, and the step no longer grows with the batch size.
-
-    The optimizer is ``torch.optim.SGD`` with ``learning_rate``, ``momentum``, ``nesterov`` and
-    ``weight_decay``; ``optimizer`` replaces it with any other ``torch.optim`` class (given by
-    ``class_path`` and its own ``init_args``), still at ``learning_rate``. ``compile`` runs the loss
-    step through ``torch.compile``.
-
-    ``learning_rate: auto`` chooses half the stable bound at the initial parameters, ``1 / lambda_max``
-    for plain SGD (scaled for momentum): the fastest rate that does not oscillate along the steepest
-    direction of a quadratic loss. Every run computes that curvature when it sets up
-    (``self.stability``, see gd_torch.curvature).
+    It minimises ``mse_loss(model(x), y, reduction=...)``. ``reduction="sum"`` is the article's sum of
+    squared errors; ``"mean"`` divides the loss and its gradient by the number of points in the batch,
+    so the same descent needs an N-times larger learning rate, and the step no longer grows with the
+    batch size. Every run computes the loss Hessian at the initial parameters when it sets up
+    (``self.stability``, see gd_torch.curvature): the stable learning rate it prints, and ``auto``.
 
     The loss takes x as the data hands it out (standardized when the data says so); ``forward`` and
     ``predictor()`` take raw x: the training split's feature statistics are buffers of this module
     (``x_mean``, ``x_std``), saved in checkpoints with the names of the features.
+
+    Args:
+        model: The nn.Module to fit, by class_path.
+        learning_rate: The step size, > 0, or auto (plain SGD): half the stable bound at the initial parameters.
+        reduction: sum (the article's sum of squared errors) or mean (divided by the points in the batch).
+        momentum: SGD's heavy-ball momentum, in [0, 1).
+        nesterov: Nesterov momentum instead (needs momentum > 0).
+        weight_decay: SGD's L2 penalty, >= 0.
+        optimizer: Another torch.optim optimizer by class_path (at learning_rate), instead of SGD.
+        compile: Run the loss step through torch.compile.
     """
 
     def __init__(

@@ -43,8 +43,11 @@ def stop_reason(trainer: pl.Trainer) -> str:
 
 
 class Convergence(pl.Callback):
-    """The article's "step size becomes very small": stops once the largest change of any parameter
-    in one step is below ``tolerance`` (0 = off)."""
+    """The article's "step size becomes very small": stops once no parameter moves by ``tolerance``.
+
+    Args:
+        tolerance: Stop when the largest change of any parameter in one step is below this; 0 = off.
+    """
 
     def __init__(self, tolerance: float = 0.0) -> None:
         if not (math.isfinite(tolerance) and tolerance >= 0):
@@ -72,12 +75,16 @@ class Diverged(RuntimeError):
 
 
 class Divergence(pl.Callback):
-    """Stops with :class:`Diverged` when the loss is NaN or infinite, or more than ``max_growth``
-    times the loss of the first step: descent that works never climbs that far.
+    """Stops with :class:`Diverged` when the loss is NaN or infinite, or grows ``max_growth`` times.
 
-    On the CPU every step is checked as it ends. On a GPU, reading the loss would make the host wait
-    for the device at every step, so the losses are checked ``check_every`` steps at a time (and at
-    the last step): the error still names the first bad step, a few steps later.
+    Descent that works never climbs more than ``max_growth`` times the loss of the first step. On the
+    CPU every step is checked as it ends. On a GPU, reading the loss would make the host wait for the
+    device at every step, so the losses are checked ``check_every`` steps at a time (and at the last
+    step): the error still names the first bad step, a few steps later.
+
+    Args:
+        max_growth: Diverged when the loss exceeds this many times the first step's loss, > 1.
+        check_every: On a GPU, read the losses this many steps at a time, >= 1.
     """
 
     def __init__(self, max_growth: float = 1e4, check_every: int = 50) -> None:
