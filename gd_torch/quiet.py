@@ -21,6 +21,8 @@ _INAPPLICABLE_INFO = (
     # Advice to trade float32 matmul precision for speed (TF32): runs here must match the CPU and
     # float64 references, and a line has no matmul. A model that wants TF32 sets it explicitly.
     "You are using a CUDA device",
+    # The run's own summary says how it stopped ("Done: 30 steps (max_steps)"), on stdout.
+    "`Trainer.fit` stopped:",
 )
 
 # (category, message regex) of warnings raised inside the frameworks, not by the user's setup.

@@ -109,4 +109,5 @@ def test_only_inapplicable_framework_notices_are_silenced(caplog):
         rank_zero_info("TPU available: False, using: 0 TPU cores")
         rank_zero_info("You are using a CUDA device ('X') that has Tensor Cores. To properly ...")
         rank_zero_info("GPU available: False, used: False")
+        rank_zero_info("`Trainer.fit` stopped: `max_steps=30` reached.")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
