@@ -152,7 +152,7 @@ class RunSummary(pl.Callback):
             f"Done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['seconds']:.2f} s"
             f" on {_device_name(pl_module.device)}",
             *_parameter_lines(summary, pl_module.model),
-            f"  final loss: {_number(summary['final_loss'])} (at the final parameters)",
+            _final_loss_line(summary),
             *_prediction_lines(summary),
             *_metric_lines(summary.get("metrics", {})),
             f"  run directory: {run_dir}",
@@ -171,6 +171,12 @@ def log_artifacts(loggers: list, run_dir: Path) -> None:
         if experiment is not None and hasattr(experiment, "log_artifact"):
             for path in files:
                 experiment.log_artifact(logger.run_id, str(path))
+
+
+def _final_loss_line(summary: dict[str, Any]) -> str:
+    if summary["stop_reason"] == "failed":  # measuring would run the model that just failed
+        return "  final loss: not measured (the run failed)"
+    return f"  final loss: {_number(summary['final_loss'])} (at the final parameters)"
 
 
 def view_lines(loggers: list) -> list[str]:
