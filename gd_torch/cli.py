@@ -85,7 +85,8 @@ class GradientDescentCLI(LightningCLI):
             subclass_mode_data=True,  # data: {class_path: gd_torch.data.Points, init_args: ...}
             trainer_defaults=trainer_defaults(),
             auto_configure_optimizers=False,  # the module's SGD; no top-level optimizer section
-            parser_kwargs={"exit_on_error": False, "formatter_class": ShortHelp},
+            # No abbreviated keys: argparse would read --model.learning_rat as --model.learning_rate.
+            parser_kwargs={"exit_on_error": False, "formatter_class": ShortHelp, "allow_abbrev": False},
             args=args,
             run=False,
         )
@@ -107,6 +108,13 @@ class GradientDescentCLI(LightningCLI):
             super().parse_arguments(parser, args)
         except ArgumentError as error:
             raise ConfigError(plain_parser_message(str(error))) from None
+        # Checked here: LightningCLI seeds right after parsing, and numpy would raise a traceback.
+        seed = self.config.get("seed_everything")
+        if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed <= 2**32 - 1:
+            raise ConfigError(
+                f"seed_everything must be an integer from 0 to {2**32 - 1} (numpy's range),"
+                f" true (a random seed) or false (none), got {seed}"
+            )
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
@@ -137,6 +145,8 @@ class GradientDescentCLI(LightningCLI):
         """Check what needs the data, keep the model's config for checkpoints, and claim the run
         directory last, once everything else is known to be valid."""
         self.check_data_and_model()
+        if self.config.ckpt_path is not None:
+            self.check_checkpoint(Path(self.config.ckpt_path))
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
         # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
         section = self.config_dump["model"]
@@ -162,6 +172,48 @@ class GradientDescentCLI(LightningCLI):
             check_model_fits_data(self.model.model, x, y, data.features.names)
         except ValueError as error:
             raise ConfigError(f"model.model: {error}") from None
+
+    def check_checkpoint(self, path: Path) -> None:
+        """A checkpoint to resume from must be one Lightning wrote, of this model (the same parameter
+        names and shapes, standardized or not alike) and this optimizer: said before anything is
+        written, naming what does not fit."""
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # junk, a truncated file, or one the installed versions cannot read
+            reason = one_line(str(error)) or type(error).__name__
+            raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {reason}") from None
+        if not (
+            isinstance(checkpoint, dict) and "state_dict" in checkpoint and "pytorch-lightning_version" in checkpoint
+        ):
+            raise ConfigError(f"ckpt_path: {path} is not a Lightning checkpoint (no state_dict and version in it)")
+        expected = {f"model.{name}": tuple(t.shape) for name, t in self.model.model.state_dict().items()}
+        features = getattr(self.datamodule, "features", None)
+        if features is not None and features.mean is not None:
+            expected |= {"x_mean": tuple(features.mean.shape), "x_std": tuple(features.std.shape)}
+        found = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
+        problems = []
+        for what, names in (("missing", [n for n in expected if n not in found]),
+                            ("unexpected", [n for n in found if n not in expected])):  # fmt: skip
+            if names:
+                problems.append(
+                    f"{what} {', '.join(names[:4])}" + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+                )
+        shapes = [
+            f"{n} is {found[n]} there, {expected[n]} here" for n in expected if n in found and found[n] != expected[n]
+        ]
+        problems += shapes[:3]
+        standardization = {"x_mean", "x_std"}
+        if problems and (standardization <= set(expected)) != (standardization <= set(found)) and len(problems) == 1:
+            raise ConfigError(
+                f"ckpt_path: {path} was trained {'with' if 'x_mean' in found else 'without'} standardized features;"
+                " resume with the data's standardize as it was"
+            )
+        if problems:
+            raise ConfigError(f"ckpt_path: {path} is of another model: {'; '.join(problems)}")
+        theirs = (checkpoint.get("hyper_parameters", {}).get("optimizer") or {}).get("class_path", "torch.optim.SGD")
+        ours = (self.config_dump["model"].get("optimizer") or {}).get("class_path", "torch.optim.SGD")
+        if theirs != ours:
+            raise ConfigError(f"ckpt_path: {path} was trained with {theirs}; this run's optimizer is {ours}")
 
     def claim_run_directory(self) -> None:
         """Reserve a new version directory for every logger that writes files (TensorBoard, CSV); loggers
@@ -289,7 +341,7 @@ def plain_parser_message(text: str) -> str:
         given = re.search(r"Given value: (.*)$", text, re.DOTALL)
         simple = [re.fullmatch(r"Expected a (.*)", r) for r in reasons]
         if reasons and all(simple) and given:  # e.g. float | Literal['auto']: name every type allowed
-            allowed = " or ".join(type_name(match[1]) for match in simple)
+            allowed = allowed_values([match[1] for match in simple])
             return (f"{key[1]}: " if key else "") + f"expected {allowed}, got {one_line(given[1])}"
         if reasons:
             text = (f'Parser key "{key[1]}": ' if key else "") + reasons[0]
@@ -303,13 +355,23 @@ def plain_parser_message(text: str) -> str:
     return re.sub(literal, r"expected one of \1, got \2", text)
 
 
-def type_name(expected: str) -> str:
-    """``<class 'float'>`` as ``float``, ``typing.Literal['auto']`` as ``'auto'``."""
-    if literal := re.fullmatch(r"typing\.Literal\[(.*)\]", expected):
-        return " or ".join(value.strip() for value in literal[1].split(","))
-    if plain := re.fullmatch(r"<class '(\w+)'>", expected):
-        return plain[1]
-    return expected
+PLAIN_TYPES = {"bool": "true/false", "int": "an integer", "float": "a number", "str": "a string"}
+
+
+def allowed_values(expected: list[str]) -> str:
+    """What a union of types allows, in words: ``a number or 'auto'``, ``an integer or true/false``,
+    ``one of 64, 32, '16-mixed', ...`` when every alternative is a literal value."""
+    literals = [re.fullmatch(r"typing\.Literal\[(.*)\]", e) for e in expected]
+    if all(literals):
+        return "one of " + ", ".join(v.strip() for match in literals for v in match[1].split(","))
+    words = []
+    for alternative, literal in zip(expected, literals, strict=True):
+        plain = re.fullmatch(r"<class '(\w+)'>", alternative)
+        if literal:
+            words.append(" or ".join(v.strip() for v in literal[1].split(",")))
+        else:
+            words.append(PLAIN_TYPES.get(plain[1], plain[1]) if plain else alternative)
+    return " or ".join(words)
 
 
 def cause_of(error: BaseException) -> BaseException | None:

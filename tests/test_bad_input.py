@@ -113,3 +113,45 @@ def test_a_named_version_that_exists_is_not_overwritten(train, tmp_path):
     run = train("--trainer.logger.init_args.version", "7")
     assert run.exit_code == 2 and "already exists" in run.stderr and "never overwritten" in run.stderr
     assert (first.run_dir / "summary.json").read_text() == summary
+
+
+def test_a_file_that_is_not_a_checkpoint(train, tmp_path):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    assert_clean_error(train("--ckpt_path", str(junk)), "ckpt_path:", str(junk), "cannot be read as a checkpoint")
+    dictionary = tmp_path / "dict.ckpt"
+    torch.save({"weights": torch.zeros(2)}, dictionary)
+    assert_clean_error(train("--ckpt_path", str(dictionary)), "ckpt_path:", "not a Lightning checkpoint")
+
+
+def test_a_checkpoint_of_another_model_or_optimizer(train, tmp_path):
+    mlp = train(
+        f"--data.init_args.path={REPO / 'data' / 'noisy_sine.csv'}",
+        "--trainer.max_steps=2",
+        config=REPO / "configs" / "mlp.yaml",
+        save_dir=tmp_path / "mlp",
+    )
+    assert mlp.exit_code == 0
+    (checkpoint,) = (tmp_path / "mlp").glob("mlp/version_0/checkpoints/last.ckpt")
+    run = train("--ckpt_path", str(checkpoint), save_dir=tmp_path / "article")
+    line = assert_clean_error(run, "ckpt_path:", "is of another model", "missing model.slope, model.intercept")
+    assert "unexpected model.layers.0.weight" in line and "and 2 more" in line
+    article = train("--trainer.max_steps=2", save_dir=tmp_path / "first")
+    (checkpoint,) = (tmp_path / "first").glob("article/version_0/checkpoints/last.ckpt")
+    run = train("--ckpt_path", str(checkpoint), "--model.optimizer=torch.optim.Adam", save_dir=tmp_path / "adam")
+    assert article.exit_code == 0
+    assert_clean_error(run, "ckpt_path:", "trained with torch.optim.SGD", "optimizer is torch.optim.Adam")
+
+
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--model.learning_rat", "0.1", ["unrecognized arguments", "--model.learning_rat"]),  # no prefix matching
+        ("--seed_everything", "-1", ["seed_everything", "from 0 to 4294967295", "got -1"]),
+        ("--seed_everything", "abc", ["seed_everything: expected true/false or an integer, got abc"]),
+        ("--trainer.precision", "8", ["trainer.precision", "one of 64, 32, 16,", "got 8"]),
+        ("--model.learning_rate", "fast", ["model.learning_rate", "a number or 'auto'", "got fast"]),
+    ],
+)
+def test_parser_messages_are_plain(train, flag, value, words):
+    assert_clean_error(train(flag, value), *words)

@@ -37,7 +37,7 @@ def test_every_constructor_argument_is_a_dotted_flag(train):
     "args, words",
     [
         (["--model.lerning_rate", "0.1"], ["--model.lerning_rate"]),
-        (["--model.learning_rate", "fast"], ["model.learning_rate", "fast", "float"]),
+        (["--model.learning_rate", "fast"], ["model.learning_rate", "fast", "a number"]),
         (["--model.learning_rate", "-1"], ["model.learning_rate", "-1", "> 0"]),
         (["--model.reduction", "avg"], ["model.reduction", "avg", "mean", "sum"]),
         (["--data.init_args.x", "[1, 2]"], ["data.init_args.x", "2 points", "y has 5"]),

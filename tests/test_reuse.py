@@ -257,20 +257,13 @@ def test_a_test_file_without_the_columns(train, tmp_path):
     assert_clean_error(run, "data.init_args.test_path", str(bad), "no column 'x3'")
 
 
-def test_resuming_with_other_standardization_says_so(csv_run, train):
-    """The checkpoint's feature statistics must meet data standardized the same way (checked when the
-    checkpoint is restored; the message is the last line, not a callback's cleanup failing after it)."""
+def test_resuming_with_other_standardization_is_refused_before_training(csv_run, train):
+    """The checkpoint's feature statistics must meet data standardized the same way."""
     checkpoint = csv_run.run_dir / "checkpoints" / "last.ckpt"
-    run = train(
-        f"--data.init_args.path={THREE}",
-        "--ckpt_path",
-        str(checkpoint),
-        "--trainer.max_steps=3000",
-        config=CONFIGS / "csv.yaml",
-    )
-    assert run.exit_code == 1
-    assert run.stderr.splitlines()[-1] == (
-        "error: training failed: the checkpoint was trained with standardized features and this run is without;"
+    run = train(f"--data.init_args.path={THREE}", "--ckpt_path", str(checkpoint), config=CONFIGS / "csv.yaml")
+    assert run.exit_code == 2 and run.made == []  # the first run's directory is csv_run's own
+    (line,) = run.stderr.splitlines()
+    assert line == (
+        f"error: ckpt_path: {checkpoint} was trained with standardized features;"
         " resume with the data's standardize as it was"
     )
-    assert run.stderr.count("Traceback") == 1
