@@ -18,11 +18,11 @@ import yaml
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_torch.callbacks import RunSummary
+from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
@@ -33,7 +33,7 @@ from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.rundir import reserve_run_directory, why_not_writable
 from gd_torch.stopping import Diverged, Divergence, GracefulInterrupt, stop_reason
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def trainer_defaults() -> dict:
@@ -58,8 +58,6 @@ def trainer_defaults() -> dict:
             RunSummary(),
             Divergence(),
             GracefulInterrupt(),
-            # checkpoints/last.ckpt when training ends (Ctrl-C included), and no periodic saves.
-            ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=0),
         ],
     }
 
@@ -92,8 +90,10 @@ class GradientDescentCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser) -> None:
-        # Always on, and configurable in its own section: tensorboard: {histogram_every: 10}
+        # Always on, and configurable in their own sections: tensorboard: {histogram_every: 10},
+        # checkpoint: {every_n_steps: 500} (checkpoints/last.ckpt, refreshed as the run goes).
         parser.add_lightning_class_args(Dashboard, "tensorboard")
+        parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
@@ -403,7 +403,11 @@ def run() -> int:
     # garbage, so they are moved out of the collector's sight. A longer-lived process that calls
     # main() itself, like the tests, keeps its collector as it is.
     gc.freeze()
-    return main()
+    try:
+        return main()
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to keep
+        print("Interrupted before training started.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,10 +445,11 @@ def train(cli: GradientDescentCLI) -> int:
         traceback.print_exc()
         print(f"error: training failed: {one_line(str(error))}", file=sys.stderr)
         return EXIT_FAILED
-    if stop_reason(trainer) == "interrupted":
+    reason = stop_reason(trainer)
+    if reason in ("interrupted", "terminated"):
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
         if last:
             config = Path(trainer.log_dir) / "config.yaml"
-            print(f"Interrupted. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
-        return EXIT_INTERRUPTED
+            print(f"{reason.capitalize()}. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
+        return EXIT_INTERRUPTED if reason == "interrupted" else EXIT_TERMINATED
     return EXIT_OK

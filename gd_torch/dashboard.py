@@ -161,6 +161,11 @@ class Dashboard(pl.Callback):
         if limit is not None:
             self._sparse.append((step, now, "train/stability_limit", limit))
 
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        """A checkpoint and the logs up to it land together: what a resumed run continues from is in
+        TensorBoard too, even if the process is killed right after."""
+        self._flush(trainer)
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """``val/loss`` at step k = the number of updates so far: the same parameters as ``train/loss``
         at step k, so the two curves on one chart compare like with like."""

@@ -148,28 +148,42 @@ class Divergence(pl.Callback):
 
 
 class GracefulInterrupt(pl.Callback):
-    """Ctrl-C (SIGINT) ends training after the step in progress, as a normal end: the checkpoint is of
-    a completed step, so a resumed run continues exactly. A second Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) and SIGTERM end training after the step in progress, as a normal end: logs,
+    summary and a checkpoint of a completed step, so a resumed run continues exactly. SIGTERM is
+    what ``timeout``, SLURM and Kubernetes send before stopping a job (``stop_reason: "terminated"``,
+    exit code 143); a second Ctrl-C stops at once (the checkpoint is then the last whole one).
+
+    Under DDP the request is shared over the process group at every step, so a signal to any process
+    stops all of them after the same step.
+    """
+
+    REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
     def __init__(self) -> None:
         self.stop_reason: str | None = None
-        self._requested = threading.Event()
-        self._previous = None
+        self._requested: str | None = None
+        self._previous: dict[int, object] = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request_stop)
+            for signum in self.REASONS:
+                self._previous[signum] = signal.signal(signum, self._request_stop)
 
     def _request_stop(self, signum, frame) -> None:
-        self._requested.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts at once
+        self._requested = self._requested or self.REASONS[signum]
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts at once
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._requested.is_set():
-            self.stop_reason = "interrupted"
+        requested = self._requested
+        # Under DDP one process's signal stops them all, after the same step.
+        if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(requested is not None, all=False):
+            requested = requested or "terminated"
+        if requested:
+            self.stop_reason = requested
             trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()

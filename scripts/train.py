@@ -2,7 +2,10 @@
 
 import sys
 
-from gd_torch.cli import run
-
 if __name__ == "__main__":
+    try:
+        from gd_torch.cli import run  # torch and Lightning: seconds of imports
+    except KeyboardInterrupt:  # Ctrl-C while they load: nothing started, nothing to keep
+        print("Interrupted before training started.", file=sys.stderr)
+        sys.exit(130)
     sys.exit(run())

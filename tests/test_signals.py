@@ -1,0 +1,82 @@
+"""Runs that survive: a kill -9 after a periodic checkpoint and SIGTERM both resume bit for bit from
+checkpoints/last.ckpt, and Ctrl-C while the command still loads exits 130 with one line. Each runs
+the real command in a session of its own, so signals reach it as a terminal's would."""
+
+import json
+import signal
+import subprocess
+import time
+
+import torch
+
+from conftest import ARTICLE, REPO, command, run_dirs
+
+STEPS = 3000
+TAGS = ("train/loss", "params/intercept")
+
+
+def start(*args: str, save_dir) -> subprocess.Popen:
+    argv = command("--config", str(ARTICLE), f"--trainer.max_steps={STEPS}", *args, save_dir=save_dir)
+    return subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def signal_at_step(process: subprocess.Popen, step: int, signum: int) -> tuple[str, str]:
+    for line in process.stdout:
+        if line.startswith(f"Step {step} |"):
+            process.send_signal(signum)
+            break
+    return process.communicate(timeout=120)
+
+
+def resume_matches_a_whole_run(train, checkpoint, cut: int) -> None:
+    resumed = train(f"--trainer.max_steps={STEPS}", "--ckpt_path", str(checkpoint), "--trainer.callbacks=[]")
+    whole = train(f"--trainer.max_steps={STEPS}", "--trainer.callbacks=[]")
+    assert resumed.exit_code == whole.exit_code == 0, resumed.stderr
+    for tag in TAGS:
+        assert resumed.scalars(tag) == whole.scalars(tag)[cut:]  # the same float32 values, step for step
+    assert resumed.summary["params"] == whole.summary["params"]
+
+
+def test_kill_9_after_a_periodic_checkpoint_then_resume(tmp_path, train):
+    process = start("--checkpoint.every_n_steps=200", save_dir=tmp_path / "killed")
+    out, _ = signal_at_step(process, 900, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    (run_dir,) = run_dirs(tmp_path / "killed")
+    assert not (run_dir / "summary.json").exists()  # it never got to the end
+    last = run_dir / "checkpoints" / "last.ckpt"
+    cut = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert cut >= 800 and cut % 200 == 0  # the newest whole checkpoint
+    # The logs were written out with each checkpoint: TensorBoard has every step up to it.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")][:cut] == list(range(cut))
+    resume_matches_a_whole_run(train, last, cut)
+
+
+def test_sigterm_ends_the_run_like_ctrl_c_then_resume(tmp_path, train):
+    process = start(save_dir=tmp_path / "terminated")
+    out, err = signal_at_step(process, 300, signal.SIGTERM)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    (run_dir,) = run_dirs(tmp_path / "terminated")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"] == "terminated" and 300 < summary["steps"] < STEPS
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert (
+        f"Terminated. Resume with: python scripts/train.py --config {run_dir / 'config.yaml'} --ckpt_path {last}" in out
+    )
+    resume_matches_a_whole_run(train, last, summary["steps"])
+
+
+def test_ctrl_c_while_the_command_loads(tmp_path):
+    process = start(save_dir=tmp_path)
+    time.sleep(1.0)  # importing torch and Lightning takes seconds
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err == "Interrupted before training started.\n" and out == ""
+    assert run_dirs(tmp_path) == []
