@@ -3,10 +3,13 @@ points, and the run follows the single-process trajectory, logged once, for both
 validation split, val/loss and the metrics are those of one process too."""
 
 import json
+import signal
+import subprocess
 
 import pytest
+import torch
 
-from conftest import ARTICLE, run_command
+from conftest import ARTICLE, REPO, command, run_command, run_dirs
 
 TAGS = ("train/loss", "params/slope", "params/intercept")
 
@@ -50,3 +53,26 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, hel
     assert summary["curvature"] == pytest.approx(one.summary["curvature"], rel=1e-9)  # over all points, once
     for split, metrics in one.summary["metrics"].items():
         assert summary["metrics"][split] == pytest.approx(metrics, rel=1e-5)
+
+
+def test_sigterm_to_one_process_stops_both_after_the_same_step(tmp_path):
+    """The signal reaches rank zero alone; the request is shared over the process group, so the other
+    process stops after the same step, and the run ends as terminated with one checkpoint."""
+    argv = command(
+        "--config", str(ARTICLE), "--trainer.max_steps=100000", "--trainer.strategy=ddp",
+        "--trainer.devices=2", "--trainer.accelerator=cpu", save_dir=tmp_path,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    for line in process.stdout:
+        if line.startswith("Step 200 |"):
+            process.send_signal(signal.SIGTERM)
+            break
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-2000:]
+    (run_dir,) = run_dirs(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"] == "terminated" and 200 < summary["steps"] < 100_000
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == summary["steps"]
