@@ -33,28 +33,45 @@ class TrajectoryFigure(pl.Callback):
     with the path, logs it to TensorBoard's Images tab (tag ``trajectory``) and saves it as
     ``trajectory.png`` in the run directory, the path's points in its ``gd_torch.path`` text field.
 
+    A long run's path is thinned as it goes (past ``max_path_points`` kept steps, every other one is
+    dropped and every second step kept from then on), so its memory, the picture and its text field
+    stay bounded whatever the number of steps; the start and the end are always drawn.
+
     Args:
         max_points: The landscape is computed on at most this many points (evenly strided).
+        max_path_points: The most steps of the path kept (and drawn).
     """
 
-    def __init__(self, max_points: int = 10_000) -> None:
+    def __init__(self, max_points: int = 10_000, max_path_points: int = 2000) -> None:
         if max_points < 1:
             raise ValueError(f"max_points must be >= 1, got {max_points}")
+        if max_path_points < 2:
+            raise ValueError(f"max_path_points must be >= 2, got {max_path_points}")
         self.max_points = max_points
+        self.max_path_points = max_path_points
         self._params: list = []  # set when training starts; none for a run that failed before
-        self._losses: list[torch.Tensor] = []
+        self._path: list[torch.Tensor] = []  # where kept steps started, on the device until the end
+        self._losses: list[torch.Tensor] = []  # the loss there
+        self._stride = 1
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         learnable = [(n, p) for n, p in pl_module.model.named_parameters() if p.requires_grad]
         self._params = learnable if len(learnable) in (1, 2) and all(p.numel() == 1 for _, p in learnable) else []
-        # Where each step started and the loss there; kept on the device until the end.
-        self._path = [torch.stack([p.detach().reshape(()) for _, p in self._params])] if self._params else []
-        self._losses: list[torch.Tensor] = []
+        self._path, self._losses, self._stride = [], [], 1
+        self._at = self._where() if self._params else None  # where the next step starts
+
+    def _where(self) -> torch.Tensor:
+        return torch.stack([p.detach().reshape(()) for _, p in self._params])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._params:
+        if not self._params:
+            return
+        if completed_step(trainer) % self._stride == 0:
+            self._path.append(self._at)
             self._losses.append(step_loss(outputs))
-            self._path.append(torch.stack([p.detach().reshape(()) for _, p in self._params]))
+            if len(self._path) > self.max_path_points:
+                self._path, self._losses, self._stride = self._path[::2], self._losses[::2], self._stride * 2
+        self._at = self._where()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._draw(trainer, pl_module)
@@ -69,7 +86,7 @@ class TrajectoryFigure(pl.Callback):
         points = getattr(trainer.datamodule, "points", None)
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
-        path = torch.stack(self._path).double().cpu()
+        path = torch.stack([*self._path, self._at]).double().cpu()  # ... and where the last step ended
         final = full_loss(trainer, pl_module).reshape(1)
         losses = torch.cat([torch.stack(self._losses), final]).double().cpu()
         names = [name for name, _ in self._params]
