@@ -44,7 +44,11 @@ class PeriodicCheckpoint(ModelCheckpoint):
         by_time = self.every_seconds and time.monotonic() - self._last_saved_at >= self.every_seconds
         if by_time and trainer.world_size > 1:  # every process must save at the same step
             by_time = trainer.strategy.reduce_boolean_decision(bool(by_time), all=False)
-        if (by_steps or by_time) and not self._should_skip_saving_checkpoint(trainer):
+        # The last step (max_steps, or a stop asked for by Ctrl-C or the step-size rule: this callback
+        # runs after the others) is saved here, mid-epoch as it is: Lightning closes the epoch once the
+        # loop ends, and a mini-batch run resumed from there would start the next epoch's shuffle.
+        last = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step
+        if (by_steps or by_time or last) and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             self._last_saved_at = time.monotonic()
 

@@ -157,7 +157,9 @@ class PointData(pl.LightningDataModule):
         largest_shard = math.ceil(len(self.splits["train"][1]) / world)
         if self.batch_size is None or self.batch_size >= largest_shard:
             return FullBatch(x, y)
-        return Batches(x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard)
+        return Batches(
+            x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard, done=self._batches_done
+        )
 
     def val_dataloader(self) -> "OneBatch | list":
         # Every process evaluates the whole validation split: one value, the same everywhere.
@@ -165,6 +167,10 @@ class PointData(pl.LightningDataModule):
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
+
+    def _batches_done(self) -> int:
+        """How many batches of the current epoch have been trained on (for a mid-epoch checkpoint)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
 
 
 def standardized(x: torch.Tensor, features: Features) -> torch.Tensor:
@@ -207,7 +213,13 @@ class FullBatch:
 
 class Batches:
     """One epoch of shuffled mini-batches over on-device tensors (a class rather than a list:
-    Lightning reads a list as several dataloaders)."""
+    Lightning reads a list as several dataloaders).
+
+    It is resumable the way Lightning asks (``state_dict``/``load_state_dict``, saved in checkpoints):
+    the state is the epoch and how many of its batches were trained on, and the first pass after a
+    resume skips those, so a run checkpointed mid-epoch continues with the very batches it would have
+    drawn. The permutation itself comes back from the seed and the epoch.
+    """
 
     def __init__(
         self,
@@ -217,6 +229,7 @@ class Batches:
         seed: int,
         epoch: Callable[[], int],
         shard_size: int | None = None,
+        done: Callable[[], int] | None = None,
     ) -> None:
         self.x, self.y = x, y
         # Every process steps as often as the one with the largest shard.
@@ -225,17 +238,28 @@ class Batches:
         self.steps = math.ceil(size / batch_size)
         self.seed = seed
         self.epoch = epoch
+        self.done = done or (lambda: 0)
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after load_state_dict
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Batch]:
+        epoch = self.epoch()
         generator = torch.Generator(device=self.y.device)
-        generator.manual_seed(self.seed + 1_000_003 * (self.epoch() + 1))
+        generator.manual_seed(self.seed + 1_000_003 * (epoch + 1))
         order = torch.randperm(len(self.y), generator=generator, device=self.y.device)
         x, y = self.x[order], self.y[order]  # one gather per epoch; batches are views of it
-        for start in range(0, self.steps * self.batch_size, self.batch_size):
+        skip = self._resume[1] if self._resume and self._resume[0] == epoch else 0
+        self._resume = None
+        for start in range(skip * self.batch_size, self.steps * self.batch_size, self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch(), "batches_done": self.done()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = (state["epoch"], state["batches_done"])
 
 
 def _check_finite(name: str, values: list[float]) -> None:

@@ -80,3 +80,28 @@ def test_ctrl_c_while_the_command_loads(tmp_path):
     assert process.returncode == 130
     assert err == "Interrupted before training started.\n" and out == ""
     assert run_dirs(tmp_path) == []
+
+
+def test_minibatch_run_interrupted_mid_epoch_resumes_bit_for_bit(tmp_path, train):
+    """synthetic.yaml: 100 batches per epoch; Ctrl-C at step 160 leaves a checkpoint halfway through
+    the second epoch, and the resumed run draws the very batches the uninterrupted one does."""
+    synthetic = REPO / "configs" / "synthetic.yaml"
+    table = "--trainer.callbacks+=gd_torch.callbacks.ArticleTable"  # the steps, as they go
+    argv = command("--config", str(synthetic), "--trainer.max_steps=400", table, save_dir=tmp_path / "cut")
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    _, err = signal_at_step(process, 160, signal.SIGINT)  # a row the thinned table prints
+    assert process.returncode == 130, err
+    assert "not resumable" not in err
+    (run_dir,) = run_dirs(tmp_path / "cut")
+    cut = json.loads((run_dir / "summary.json").read_text())["steps"]
+    assert 160 < cut < 400 and cut % 100  # mid-epoch
+    flags = ("--trainer.max_steps=400", "--trainer.callbacks=[]")
+    resumed = train(*flags, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), config=synthetic)
+    whole = train(*flags, config=synthetic)
+    assert resumed.exit_code == whole.exit_code == 0, resumed.stderr
+    assert "not resumable" not in resumed.stderr
+    for tag in ("train/loss", "params/slope", "params/intercept"):
+        assert resumed.scalars(tag) == whole.scalars(tag)[cut:]
+    assert resumed.summary["params"] == whole.summary["params"]
