@@ -120,6 +120,9 @@ class GradientDescentCLI(LightningCLI):
         trainer = self.config.trainer
         if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
             raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
+        interval = trainer.val_check_interval
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval > 0:
+            raise ConfigError(f"trainer.val_check_interval must be > 0 (an int: every that many steps), got {interval}")
         if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
             raise ConfigError(
                 f"trainer.accelerator is {trainer.accelerator!r} but no CUDA GPU is available here;"
@@ -138,7 +141,7 @@ class GradientDescentCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         try:
             return super().instantiate_trainer(**kwargs)
-        except (ValueError, MisconfigurationException) as error:
+        except (ValueError, TypeError, MisconfigurationException) as error:
             raise ConfigError(f"trainer: {one_line(str(error))}") from None
 
     def after_instantiate_classes(self) -> None:

@@ -146,7 +146,10 @@ class Dashboard(pl.Callback):
         if self.histogram_every and step % self.histogram_every == 0:
             writer = self._writer(trainer)
             for name, p in self._tensors if writer else ():
-                writer.add_histogram(f"params/{name}", p, step)
+                # TensorBoard's histogram buckets span +-1e12: a blown-up tensor has no histogram (its
+                # params/<name>/norm shows it).
+                if bool((p.abs() < 1e12).all()):
+                    writer.add_histogram(f"params/{name}", p, step)
 
     def _measure_sharpness(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         points = getattr(trainer.datamodule, "points", None)

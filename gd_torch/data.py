@@ -65,6 +65,8 @@ class PointData(pl.LightningDataModule):
         test_fraction: float = 0.0,
     ) -> None:
         super().__init__()
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or null (full batch), got {batch_size}")
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):

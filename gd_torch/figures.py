@@ -12,6 +12,7 @@ matplotlib is imported only here, when a figure is drawn.
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -79,7 +80,7 @@ class TrajectoryFigure(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # A diverging or interrupted path is worth seeing too; a model that failed is not run again.
         if isinstance(exception, KeyboardInterrupt) or getattr(exception, "stop_reason", None):
-            self._draw(trainer, pl_module)
+            drawn_or_said(self._draw, trainer, pl_module, "trajectory.png")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
@@ -89,6 +90,10 @@ class TrajectoryFigure(pl.Callback):
         path = torch.stack([*self._path, self._at]).double().cpu()  # ... and where the last step ended
         final = full_loss(trainer, pl_module).reshape(1)
         losses = torch.cat([torch.stack(self._losses), final]).double().cpu()
+        finite = torch.isfinite(path).all(dim=1) & torch.isfinite(losses)  # a blown-up path ends off the chart
+        path, losses = path[finite], losses[finite]
+        if len(path) == 0:
+            return
         names = [name for name, _ in self._params]
         optimum = least_squares(pl_module.model, *points) if len(names) == 2 else None
         figure = draw_trajectory(names, path, losses, self._landscape(pl_module, points, path), optimum)
@@ -149,6 +154,18 @@ def draw_trajectory(
     ax.set_title(f"{len(path) - 1} steps of gradient descent")
     ax.legend()
     return figure
+
+
+def drawn_or_said(draw, trainer: pl.Trainer, pl_module, name: str) -> None:
+    """Draw a picture while a run ends on an exception: a picture that cannot be drawn is said in one
+    line, never raised over the exception that ended the run."""
+    try:
+        if pl_module is None:
+            draw(trainer)
+        else:
+            draw(trainer, pl_module)
+    except Exception as error:
+        print(f"note: {name} was not drawn: {' '.join(str(error).split())}", file=sys.stderr)
 
 
 def publish(trainer: pl.Trainer, figure, run_dir: Path, tag: str, metadata: dict | None = None) -> None:
@@ -273,7 +290,7 @@ class LossFigure(pl.Callback):
         self._draw(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._draw(trainer)  # how a diverging or failing run got there is worth seeing
+        drawn_or_said(self._draw, trainer, None, "loss.png")  # how a diverging or failing run got there
 
     def _draw(self, trainer: pl.Trainer) -> None:
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
@@ -281,7 +298,15 @@ class LossFigure(pl.Callback):
             return
         losses = torch.stack(self._losses).double().cpu()
         val = torch.stack([v for _, v in self._val]).double().cpu() if self._val else None
-        figure = draw_losses(self._steps, losses, [s for s, _ in self._val], val)
+        steps, val_steps = torch.tensor(self._steps), torch.tensor([s for s, _ in self._val])
+        kept = torch.isfinite(losses)  # a blown-up loss ends off the chart
+        steps, losses = steps[kept].tolist(), losses[kept]
+        if val is not None:
+            val_kept = torch.isfinite(val)
+            val_steps, val = val_steps[val_kept].tolist(), val[val_kept]
+        if not steps:
+            return
+        figure = draw_losses(steps, losses, val_steps, val)
         publish(trainer, figure, run_dir, "loss")
 
 

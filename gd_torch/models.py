@@ -32,8 +32,11 @@ class Line(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("slope", slope), ("intercept", intercept)):
-            if not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value}")
+        for name, value in (("learn_slope", learn_slope), ("learn_intercept", learn_intercept)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value}")
         # 0-dim parameters: TensorBoard and the table show them as plain scalars.
         self.slope = nn.Parameter(torch.tensor(float(slope)), requires_grad=learn_slope)
         self.intercept = nn.Parameter(torch.tensor(float(intercept)), requires_grad=learn_intercept)
@@ -58,7 +61,7 @@ class LinearRegression(nn.Module):
 
     def __init__(self, features: int = 1) -> None:
         super().__init__()
-        if features < 1:
+        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
             raise ValueError(f"features must be >= 1, got {features}")
         self.weight = nn.Parameter(torch.zeros(features))
         self.bias = nn.Parameter(torch.zeros(()))
@@ -89,7 +92,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         hidden = [32, 32] if hidden is None else hidden
-        if features < 1:
+        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
             raise ValueError(f"features must be >= 1, got {features}")
         if any(width < 1 for width in hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {hidden}")
