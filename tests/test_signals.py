@@ -86,8 +86,9 @@ def test_minibatch_run_interrupted_mid_epoch_resumes_bit_for_bit(tmp_path, train
     """synthetic.yaml: 100 batches per epoch; Ctrl-C at step 160 leaves a checkpoint halfway through
     the second epoch, and the resumed run draws the very batches the uninterrupted one does."""
     synthetic = REPO / "configs" / "synthetic.yaml"
-    table = "--trainer.callbacks+=gd_torch.callbacks.ArticleTable"  # the steps, as they go
-    argv = command("--config", str(synthetic), "--trainer.max_steps=400", table, save_dir=tmp_path / "cut")
+    table = "--trainer.callbacks+=gd_torch.callbacks.ArticleTable"  # the steps, as they go (not the bar)
+    argv = command("--config", str(synthetic), "--trainer.max_steps=400", "--trainer.callbacks=[]", table,
+                   "--trainer.enable_progress_bar=false", save_dir=tmp_path / "cut")  # fmt: skip
     process = subprocess.Popen(
         argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
