@@ -9,6 +9,7 @@ the data is invalid (nothing trained, no run directory), 130 interrupted by Ctrl
 import gc
 import inspect
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -407,10 +408,14 @@ def run() -> int:
     # main() itself, like the tests, keeps its collector as it is.
     gc.freeze()
     try:
-        return main()
-    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to keep
-        print("Interrupted before training started.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = main()
+    except KeyboardInterrupt:
+        if not training_started:  # Ctrl-C while the config was read and checked: nothing to keep
+            print("Interrupted before training started.", file=sys.stderr)
+        code = EXIT_INTERRUPTED  # else a second Ctrl-C after the run's own ending: it has said all
+    # The outcome is decided; a Ctrl-C while the interpreter shuts down must not turn it into a kill.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,8 +436,13 @@ def build(argv: list[str] | None) -> GradientDescentCLI:
         return GradientDescentCLI(argv)
 
 
+training_started = False  # for run(): whether a Ctrl-C came before or after the run began
+
+
 def train(cli: GradientDescentCLI) -> int:
     """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
+    global training_started
+    training_started = True
     trainer = cli.trainer
     try:
         trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
 from conftest import ARTICLE, REPO, command, run_dirs
@@ -106,3 +107,23 @@ def test_minibatch_run_interrupted_mid_epoch_resumes_bit_for_bit(tmp_path, train
     for tag in ("train/loss", "params/slope", "params/intercept"):
         assert resumed.scalars(tag) == whole.scalars(tag)[cut:]
     assert resumed.summary["params"] == whole.summary["params"]
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_a_second_ctrl_c_during_the_graceful_end(tmp_path, delay):
+    """Ctrl-C twice: exit 130 without a traceback, and the checkpoint is a whole one (written
+    atomically), or there is none."""
+    process = start(save_dir=tmp_path)
+    for line in process.stdout:
+        if line.startswith("Step 1000 |"):
+            process.send_signal(signal.SIGINT)
+            time.sleep(delay)
+            process.send_signal(signal.SIGINT)
+            break
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    (run_dir,) = run_dirs(tmp_path)
+    for checkpoint in (run_dir / "checkpoints").glob("*"):
+        assert checkpoint.name == "last.ckpt"  # no partial file left behind
+        assert torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] >= 1000
