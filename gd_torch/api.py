@@ -1,6 +1,6 @@
 """Python entry points: ``fit`` trains and returns the run, ``load_run`` gives a run's trained model."""
 
-import json
+import copy
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -76,9 +76,11 @@ class Run:
         exit_code: What the command would exit with: 0 trained, 1 diverged or failed, 130 interrupted.
         run_dir: The run directory (``config.yaml``, ``summary.json``, checkpoints, pictures).
         summary: ``summary.json`` as a dict (steps, params, final_loss, metrics, curvature, stop_reason, ...).
-        model: The trained model as ``load_run`` gives it (raw x in, one prediction per point out), or
-            None when the run stopped before its first checkpoint.
-        history: Every scalar TensorBoard holds for the run: tag -> [(step, value), ...].
+        model: The trained model as ``load_run`` gives it (raw x in, one prediction per point out, on
+            the CPU, in eval mode; a copy of the final parameters), or None when the run failed.
+        history: Every scalar the run logged: tag -> [(step, value), ...], as every logger got them.
+
+    All of it is what the run holds in memory when it ends: nothing is read back from its files.
     """
 
     exit_code: int
@@ -98,15 +100,17 @@ def fit(config: str | Path | dict, *flags: str) -> Run:
     a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
     """
     from gd_torch.cli import build, train  # Lightning: imported when a run is made
+    from gd_torch.history import InMemoryLogger
+    from gd_torch.summary import RunSummary
 
     with _config_file(config) as path, _without_command_line_arguments():
         cli = build(["--config", str(path), *flags])
+    memory = InMemoryLogger()  # every value the other loggers get, kept in this process
+    cli.trainer.loggers = [*cli.trainer.loggers, memory]
     code = train(cli)
-    run_dir = Path(cli.trainer.log_dir)
-    summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    has_checkpoint = (run_dir / "checkpoints" / "last.ckpt").is_file()
-    return Run(code, run_dir, summary, load_run(run_dir) if has_checkpoint else None, _history(run_dir))
+    summary = next((c.summary for c in cli.trainer.callbacks if isinstance(c, RunSummary)), None) or {}
+    model = copy.deepcopy(cli.model.predictor()).cpu().eval() if summary.get("stop_reason") != "failed" else None
+    return Run(code, Path(cli.trainer.log_dir), summary, model, dict(memory.history))
 
 
 @contextmanager
@@ -129,11 +133,3 @@ def _without_command_line_arguments() -> Iterator[None]:
         yield
     finally:
         sys.argv = saved
-
-
-def _history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

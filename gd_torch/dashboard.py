@@ -11,7 +11,8 @@ Per step k (the k-th update; the loss is the one before it, everything else afte
     train/learning_rate      the optimizer's learning rate
     optimum/<name>           where a Line's parameter converges (least squares), when it is known
 
-Every ``sharpness_every`` steps (0 = never, the default), after update k:
+Every ``sharpness_every`` steps (0 = never, the default), after update k, from
+:class:`gd_torch.sharpness.Sharpness`:
 
     train/sharpness          the loss Hessian's largest eigenvalue at the current parameters
     train/stability_limit    the largest sharpness at which the optimizer is stable at its learning
@@ -20,38 +21,39 @@ Every ``sharpness_every`` steps (0 = never, the default), after update k:
 Every ``trainer.val_check_interval`` steps, when the data holds out a validation split, the module logs
 ``val/loss`` (at the parameters after that many updates, as ``train/loss`` of the next step). At the
 end, ``metrics/<split>/<name>`` (mse, rmse, mae, r2 of each split) and the HParams tab.
+
+Every value goes to every logger (:mod:`gd_torch.fanout`); the layout, the histograms and the HParams
+tab are TensorBoard's alone.
 """
 
 import time
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import custom_scalars
+from lightning.pytorch.loggers import TensorBoardLogger
 
-from gd_torch.curvature import spectrum, stability_limit
+from gd_torch.adapters.tensorboard import add_layout
 from gd_torch.data import PointData, splits_of
-from gd_torch.metrics import split_metrics
-from gd_torch.module import GradientDescent, full_loss, step_loss
-from gd_torch.stability import least_squares
-from gd_torch.stopping import completed_step, largest_change, stop_reason
+from gd_torch.fanout import log_rows, loggers_of
+from gd_torch.module import GradientDescent, step_loss
+from gd_torch.optimum import least_squares
+from gd_torch.outcome import Outcome, outcome_of
+from gd_torch.sharpness import Sharpness
+from gd_torch.stopping import completed_step, largest_change
 
 
 class Dashboard(pl.Callback):
-    """What TensorBoard shows of the run: every tag at every step, val/loss, layout and hparams.
+    """What TensorBoard (and every other logger) shows of the run: every tag at every step, val/loss,
+    the layout and the hparams.
 
     The tags are in this module's docstring. Every ``histogram_every`` steps it also writes a
-    histogram ``params/<name>`` of each tensor parameter, and every ``sharpness_every`` steps the
-    sharpness beside the stability limit, on one Custom Scalars chart: full-batch descent on a network
-    drives the first up to the second (the edge of stability). One sharpness costs a few Hessian-vector
-    products over the training split (docs/performance.md), so it is off unless asked for.
+    histogram ``params/<name>`` of each tensor parameter to TensorBoard. ``sharpness_every`` switches
+    on :class:`gd_torch.sharpness.Sharpness`, whose chart this layout holds beside the stability limit.
 
     The per-step values stay on the device and are written every ``flush_every`` steps (and at the
-    end), one event per step holding every tag, so logging forces no per-step device sync, yet
-    TensorBoard gets one point for every step. Lightning's ``self.log`` would cost several times a
-    plain loop here and drops steps between ``log_every_n_steps``. Other loggers (CSV, MLflow) get the
-    same values at the same steps through Lightning's ``log_metrics``.
+    end and with each checkpoint), one event per step holding every tag, so logging forces no per-step
+    device sync, yet TensorBoard gets one point for every step. Lightning's ``self.log`` would cost
+    several times a plain loop here and drops steps between ``log_every_n_steps``.
 
     Args:
         flush_every: Write the kept values every this many steps (and at the end), >= 1.
@@ -70,28 +72,11 @@ class Dashboard(pl.Callback):
         self.histogram_every = histogram_every
         self.sharpness_every = sharpness_every
         self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
-        # Tags written now and then (val/loss, the sharpness): step, wall time, tag, value.
-        self._sparse: list[tuple[int, float, str, torch.Tensor | float]] = []
-        self._direction: torch.Tensor | None = None  # the last top eigenvector: a warm start for the next
+        self._val: list[tuple[int, float, torch.Tensor]] = []  # val/loss: step, wall time, value
         # Set when training starts; a run that fails before (a checkpoint that does not fit) has none.
         self._initial: dict[str, float] = {}
         self._optimum: dict[str, float] = {}
         self._last_step = -1
-
-    @staticmethod
-    def _writer(trainer: pl.Trainer):
-        """The TensorBoard logger's SummaryWriter on rank zero, or None."""
-        if not trainer.is_global_zero:
-            return None
-        return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-    @staticmethod
-    def _other_loggers(trainer: pl.Trainer) -> list[Logger]:
-        """Every other logger (CSV, MLflow, ...), on rank zero: they get the same values through
-        Lightning's ``log_metrics``, at the same steps."""
-        if not trainer.is_global_zero:
-            return []
-        return [lg for lg in trainer.loggers if not isinstance(lg, TensorBoardLogger)]
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The starting point, before any update (a resumed run starts from its checkpoint instead).
@@ -112,13 +97,18 @@ class Dashboard(pl.Callback):
             "train/step_size",
             "train/learning_rate",
         ]
-        self._optimum = self._known_optimum(trainer, pl_module)
-        writer = self._writer(trainer)
-        if writer is not None:
-            has_val = "val" in splits_of(trainer.datamodule)
-            layout = self._layout(named, learnable, has_val, bool(self.sharpness_every))
-            writer._get_file_writer().add_summary(custom_scalars(layout))
-            self._write_optimum(writer, trainer.global_step)
+        splits = splits_of(trainer.datamodule)
+        if isinstance(pl_module, GradientDescent) and "train" in splits:
+            self._optimum = least_squares(pl_module.model, *splits["train"]) or {}
+        sharpness = any(isinstance(callback, Sharpness) for callback in trainer.callbacks)
+        layout = self._layout(named, "val" in splits, sharpness)
+        for writer in self._tensorboard_writers(trainer):
+            add_layout(writer, layout)
+        self._log_optimum(trainer, trainer.global_step)
+
+    @staticmethod
+    def _tensorboard_writers(trainer: pl.Trainer) -> list:
+        return [lg.experiment for lg in loggers_of(trainer) if isinstance(lg, TensorBoardLogger)]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._before = [p.detach().clone() for p in self._learnable]
@@ -141,28 +131,13 @@ class Dashboard(pl.Callback):
         self._pending.append((step, time.time(), torch.stack([v.float() for v in values]), learning_rate))
         if len(self._pending) >= self.flush_every:
             self._flush(trainer)
-        if self.sharpness_every and step % self.sharpness_every == 0 and trainer.is_global_zero:
-            self._measure_sharpness(trainer, pl_module, step)
         if self.histogram_every and step % self.histogram_every == 0:
-            writer = self._writer(trainer)
-            for name, p in self._tensors if writer else ():
-                # TensorBoard's histogram buckets span +-1e12: a blown-up tensor has no histogram (its
-                # params/<name>/norm shows it).
-                if bool((p.abs() < 1e12).all()):
-                    writer.add_histogram(f"params/{name}", p, step)
-
-    def _measure_sharpness(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        points = getattr(trainer.datamodule, "points", None)
-        if points is None or not isinstance(pl_module, GradientDescent):
-            return
-        found = spectrum(pl_module.model, *points, pl_module.reduction, self._direction, check_quadratic=False)
-        self._direction = found.direction
-        now = time.time()
-        self._sparse.append((step, now, "train/sharpness", found.max_eigenvalue))
-        learning_rate = trainer.optimizers[0].param_groups[0]["lr"]
-        limit = stability_limit(learning_rate, pl_module.optimizer_settings())
-        if limit is not None:
-            self._sparse.append((step, now, "train/stability_limit", limit))
+            for writer in self._tensorboard_writers(trainer):
+                for name, p in self._tensors:
+                    # TensorBoard's histogram buckets span +-1e12: a blown-up tensor has no histogram (its
+                    # params/<name>/norm shows it).
+                    if bool((p.abs() < 1e12).all()):
+                        writer.add_histogram(f"params/{name}", p, step)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         """A checkpoint and the logs up to it land together: what a resumed run continues from is in
@@ -174,81 +149,63 @@ class Dashboard(pl.Callback):
         at step k, so the two curves on one chart compare like with like."""
         value = trainer.callback_metrics.get("val/loss")
         if value is not None and not trainer.sanity_checking:
-            self._sparse.append((trainer.global_step, time.time(), "val/loss", value.detach().clone()))
+            self._val.append((trainer.global_step, time.time(), value.detach().clone()))
 
     def _flush(self, trainer: pl.Trainer) -> None:
-        writer, others = self._writer(trainer), self._other_loggers(trainer)
-        sparse = [(step, wall_time, tag, float(value)) for step, wall_time, tag, value in self._sparse]
-        if writer is None and not others:
-            sparse, self._pending = [], []  # another process of a DDP run: rank zero writes
-        for step, wall_time, tag, value in sparse:
-            if writer is not None:
-                summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
-                writer._get_file_writer().add_summary(summary, step, wall_time)
-            for logger in others:
-                logger.log_metrics({tag: value}, step)
-        self._sparse.clear()
-        if not self._pending:
+        """The kept values to every logger; on the other processes of a DDP run they are dropped."""
+        loggers = loggers_of(trainer)
+        pending, val = self._pending, self._val
+        self._pending, self._val = [], []
+        if not loggers:
             return
-        rows = torch.stack([values for _, _, values, _ in self._pending]).tolist()  # one device sync
-        steps = [(step, wall_time, [*row, learning_rate]) for (step, wall_time, _, learning_rate), row in
-                 zip(self._pending, rows, strict=True)]  # fmt: skip
-        self._pending.clear()
-        if writer is not None:
-            # One event per step holding every tag: a fraction of the events (and of the writer's
-            # queue traffic) that one add_scalar per tag would make, read back the same by TensorBoard.
-            file_writer = writer._get_file_writer()
-            for step, wall_time, values in steps:
-                tagged = [Summary.Value(tag=t, simple_value=v) for t, v in zip(self._tags, values, strict=True)]
-                file_writer.add_summary(Summary(value=tagged), step, wall_time)
-            writer.flush()
-        for logger in others:
-            for step, _, values in steps:
-                logger.log_metrics(dict(zip(self._tags, values, strict=True)), step)
-            logger.save()
+        rows = [(step, wall_time, {"val/loss": float(value)}) for step, wall_time, value in val]
+        if pending:
+            values = torch.stack([values for _, _, values, _ in pending]).tolist()  # one device sync
+            for (step, wall_time, _, learning_rate), row in zip(pending, values, strict=True):
+                rows.append((step, wall_time, dict(zip(self._tags, [*row, learning_rate], strict=True))))
+        log_rows(loggers, rows)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
-        self._finish(trainer, pl_module, stop_reason(trainer))
+        self._finish(trainer, pl_module, outcome_of(trainer, pl_module))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._flush(trainer)  # keep the steps that did run
-        reason = (
-            "interrupted" if isinstance(exception, KeyboardInterrupt) else getattr(exception, "stop_reason", "failed")
-        )
-        # A failure in the model itself is not measured: that would run the failing model again.
-        self._finish(trainer, pl_module, reason, measure=reason != "failed")
+        self._flush(trainer)  # keep the steps that did run; the model is not run again
+        self._finish(trainer, pl_module, outcome_of(trainer, pl_module, exception))
 
-    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str, measure: bool = True) -> None:
-        """The optimum line's second point, the final metrics, and the run's hyperparameters with its results."""
-        writer, others = self._writer(trainer), self._other_loggers(trainer)
-        if writer is None and not others:
+    def _log_optimum(self, trainer: pl.Trainer, step: int) -> None:
+        if self._optimum:
+            log_rows(loggers_of(trainer), [(step, time.time(), {f"optimum/{n}": v for n, v in self._optimum.items()})])
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outcome: Outcome) -> None:
+        """The optimum line's second point, and the run's hyperparameters with its results."""
+        loggers = loggers_of(trainer)
+        if not loggers:
             return
         last = max(completed_step(trainer), 0)
-        if writer is not None:
-            self._write_optimum(writer, last)
+        self._log_optimum(trainer, last)
         results = {"hparams/steps": trainer.global_step}
-        if measure and getattr(trainer.datamodule, "points", None) is not None:
-            results["hparams/final_loss"] = full_loss(trainer, pl_module).item()
-            for split, values in split_metrics(trainer, pl_module).items():
-                results |= {f"metrics/{split}/{name}": value for name, value in values.items() if value is not None}
-        hyperparameters = self._hyperparameters(trainer, pl_module, reason)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):  # hparams with results: TensorBoard's HParams tab
-                logger.log_hyperparams(hyperparameters, results, step=last)
-                logger.experiment.flush()
+        if outcome.final_loss is not None:
+            results["hparams/final_loss"] = outcome.final_loss
+        for split, values in outcome.metrics.items():
+            results |= {f"metrics/{split}/{name}": value for name, value in values.items() if value is not None}
+        hyperparameters = self._hyperparameters(trainer, pl_module, outcome.reason)
         # Lightning gave the others the module's own arguments when the run started; some (MLflow)
         # refuse a second, different value for a key (learning_rate: auto, resolved here).
         given = set(getattr(pl_module, "hparams_initial", {}))
-        for logger in others:
-            logger.log_hyperparams({key: value for key, value in hyperparameters.items() if key not in given})
-            logger.log_metrics(results, last)
-            logger.save()
+        for logger in loggers:
+            if isinstance(logger, TensorBoardLogger):  # hparams with results: TensorBoard's HParams tab
+                logger.log_hyperparams(hyperparameters, results, step=last)
+                logger.experiment.flush()
+            else:
+                logger.log_hyperparams({key: value for key, value in hyperparameters.items() if key not in given})
+                logger.log_metrics(results, last)
+                logger.save()
 
     def _hyperparameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> dict:
         data = trainer.datamodule
-        points = len(data.points[1]) if getattr(data, "points", None) else None
         splits = splits_of(data)
+        points = len(splits["train"][1]) if "train" in splits else None
         hparams = {
             "model": type(pl_module.model).__name__,
             "data": type(data).__name__,
@@ -272,17 +229,8 @@ class Dashboard(pl.Callback):
             }
         return {key: value for key, value in hparams.items() if value is not None}
 
-    def _known_optimum(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
-        points = getattr(trainer.datamodule, "points", None)
-        if points is None or not isinstance(pl_module, GradientDescent):
-            return {}
-        return least_squares(pl_module.model, *points) or {}
-
-    def _write_optimum(self, writer, step: int) -> None:
-        for name, value in self._optimum.items():
-            writer.add_scalar(f"optimum/{name}", value, step)
-
-    def _layout(self, named, learnable, has_val: bool, sharpness: bool) -> dict:
+    @staticmethod
+    def _layout(named, has_val: bool, sharpness: bool) -> dict:
         """TensorBoard's Custom Scalars tab: each parameter beside its optimum, the loss (training and
         validation on one chart), the step size."""
         charts = {

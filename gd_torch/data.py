@@ -16,6 +16,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from gd_torch.adapters.lightning import batches_done_this_epoch
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 SPLITS = ("train", "val", "test")
 
@@ -172,7 +174,7 @@ class PointData(pl.LightningDataModule):
 
     def _batches_done(self) -> int:
         """How many batches of the current epoch have been trained on (for a mid-epoch checkpoint)."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
+        return batches_done_this_epoch(self.trainer) if self.trainer else 0
 
 
 def standardized(x: torch.Tensor, features: Features) -> torch.Tensor:

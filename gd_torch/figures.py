@@ -7,7 +7,7 @@
   curve, for several the predictions against the targets beside the diagonal y = x.
 - LossFigure (``loss.png``): the training loss and the validation loss against the steps, log scale.
 
-matplotlib is imported only here, when a figure is drawn.
+These callbacks gather what a picture shows; :mod:`gd_torch.drawing` draws it.
 """
 
 import json
@@ -18,12 +18,13 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch.func import functional_call
 
 from gd_torch.data import splits_of
+from gd_torch.drawing import draw_fit, draw_losses, draw_trajectory
 from gd_torch.models import evaluating
-from gd_torch.module import GradientDescent, full_loss, step_loss
-from gd_torch.stability import least_squares
+from gd_torch.module import GradientDescent, step_loss
+from gd_torch.optimum import least_squares
+from gd_torch.outcome import outcome_of
 from gd_torch.stopping import completed_step
 
 
@@ -75,21 +76,25 @@ class TrajectoryFigure(pl.Callback):
         self._at = self._where()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._draw(trainer, pl_module)
+        # A diverged path is worth seeing too; a picture that cannot be drawn is a note, not a failure.
+        drawn_or_said(self._draw, trainer, pl_module, "trajectory.png")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        # A diverging or interrupted path is worth seeing too; a model that failed is not run again.
-        if isinstance(exception, KeyboardInterrupt) or getattr(exception, "stop_reason", None):
+        # An interrupted path is worth seeing too; a model that failed is not run again.
+        if isinstance(exception, KeyboardInterrupt):
             drawn_or_said(self._draw, trainer, pl_module, "trajectory.png")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
-        points = getattr(trainer.datamodule, "points", None)
+        points = splits_of(trainer.datamodule).get("train")
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
+        if not isinstance(pl_module, GradientDescent):  # the landscape is its loss
+            return
         path = torch.stack([*self._path, self._at]).double().cpu()  # ... and where the last step ended
-        final = full_loss(trainer, pl_module).reshape(1)
-        losses = torch.cat([torch.stack(self._losses), final]).double().cpu()
+        final_loss = outcome_of(trainer, pl_module).final_loss  # None: not measured or not finite
+        final = torch.tensor([math.nan if final_loss is None else final_loss])
+        losses = torch.cat([torch.stack(self._losses).double().cpu(), final.double()])
         finite = torch.isfinite(path).all(dim=1) & torch.isfinite(losses)  # a blown-up path ends off the chart
         path, losses = path[finite], losses[finite]
         if len(path) == 0:
@@ -107,7 +112,7 @@ class TrajectoryFigure(pl.Callback):
         stride = max(1, math.ceil(len(y) / self.max_points))
         x, y = x[::stride], y[::stride]
         # A sum over a sample stands for the sum over all the points.
-        scale = stride if isinstance(pl_module, GradientDescent) and pl_module.reduction == "sum" else 1
+        scale = stride if pl_module.reduction == "sum" else 1
         finite = path[torch.isfinite(path).all(dim=1)]
         low, high = finite.min(dim=0).values, finite.max(dim=0).values
         margin = (high - low).clamp(min=1e-3) * 0.15
@@ -115,45 +120,13 @@ class TrajectoryFigure(pl.Callback):
         axes = [torch.linspace(a - m, b + m, size) for a, b, m in zip(low, high, margin, strict=True)]
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(axes))
         names = [name for name, _ in self._params]
-        reduction = pl_module.reduction if isinstance(pl_module, GradientDescent) else "mean"
 
         def loss_at(point: torch.Tensor) -> torch.Tensor:
-            params = dict(zip(names, point, strict=True))
-            prediction = functional_call(pl_module.model, params, (x,))
-            return torch.nn.functional.mse_loss(prediction, y, reduction=reduction) * scale
+            return pl_module.loss_fn(dict(zip(names, point, strict=True)), x, y) * scale
 
         with torch.no_grad():
             values = torch.vmap(loss_at)(grid.to(x.device, torch.float32))  # every grid point at once
         return axes, values.double().cpu().reshape(*(len(a) for a in axes))
-
-
-def draw_trajectory(
-    names: list[str], path: torch.Tensor, losses: torch.Tensor, landscape, optimum: dict[str, float] | None = None
-):
-    """A matplotlib Figure (800 x 500 pixels at 100 dpi); the path is the line with gid "path"."""
-    from matplotlib.figure import Figure  # only here: a second of import for a picture at the end
-
-    axes, values = landscape
-    descent = {"color": "C3", "label": "gradient descent", "gid": "path"}
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    ax = figure.add_subplot()
-    if len(names) == 1:
-        ax.plot(axes[0].numpy(), values.numpy(), color="0.6", label=f"loss L({names[0]})")
-        ax.plot(path[:, 0].numpy(), losses.numpy(), "o-", markersize=4, **descent)
-        ax.set_xlabel(names[0])
-        ax.set_ylabel("loss")
-    else:
-        levels = torch.quantile(values.flatten(), torch.linspace(0.01, 0.99, 15, dtype=values.dtype)).unique()
-        contours = ax.contour(axes[0].numpy(), axes[1].numpy(), values.T.numpy(), levels=levels.numpy(), cmap="viridis")
-        figure.colorbar(contours, ax=ax, label="loss")
-        ax.plot(path[:, 0].numpy(), path[:, 1].numpy(), "o-", markersize=3, **descent)
-        if optimum:
-            ax.plot(optimum[names[0]], optimum[names[1]], "*", color="k", markersize=12, label="least squares")
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-    ax.set_title(f"{len(path) - 1} steps of gradient descent")
-    ax.legend()
-    return figure
 
 
 def drawn_or_said(draw, trainer: pl.Trainer, pl_module, name: str) -> None:
@@ -177,9 +150,6 @@ def publish(trainer: pl.Trainer, figure, run_dir: Path, tag: str, metadata: dict
             logger.experiment.flush()
 
 
-SPLIT_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
-
-
 class FitFigure(pl.Callback):
     """``fit.png``: the data and what the trained model makes of it, at the end of a run.
 
@@ -197,6 +167,9 @@ class FitFigure(pl.Callback):
         self.max_points = max_points
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        drawn_or_said(self._draw, trainer, pl_module, "fit.png")  # a diverged model may not be drawable
+
+    def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
         splits = splits_of(trainer.datamodule)
         if not trainer.is_global_zero or not splits or not isinstance(pl_module, GradientDescent):
@@ -220,35 +193,6 @@ class FitFigure(pl.Callback):
                 curve = (grid.double().cpu(), predictor(grid).double().cpu())
         figure = draw_fit(shown, curve, features.names, trainer.datamodule.target_name())
         publish(trainer, figure, run_dir, "fit")
-
-
-def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
-    """``shown``: split -> (raw x, y, prediction) as float64 CPU tensors; ``curve``: (x grid, prediction)
-    for one feature, else None."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    ax = figure.add_subplot()
-    if curve is not None:
-        for name, (x, y, _) in shown.items():
-            ax.scatter(x.numpy(), y.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})")
-        ax.plot(curve[0].numpy(), curve[1].numpy(), color="C3", linewidth=2, label="trained model")
-        ax.set_xlabel(feature_names[0])
-        ax.set_ylabel(target)
-        ax.set_title("The data and the trained model")
-    else:
-        for name, (_, y, prediction) in shown.items():
-            ax.scatter(
-                y.numpy(), prediction.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})"
-            )
-        low = min(min(y.min().item(), p.min().item()) for _, y, p in shown.values())
-        high = max(max(y.max().item(), p.max().item()) for _, y, p in shown.values())
-        ax.plot([low, high], [low, high], color="0.4", linestyle="--", label="prediction = target")
-        ax.set_xlabel(f"target ({target})")
-        ax.set_ylabel("prediction")
-        ax.set_title(f"Predictions against targets ({len(feature_names)} features)")
-    ax.legend()
-    return figure
 
 
 class LossFigure(pl.Callback):
@@ -287,7 +231,7 @@ class LossFigure(pl.Callback):
             self._val.append((trainer.global_step, value.detach().clone()))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._draw(trainer)
+        drawn_or_said(self._draw, trainer, None, "loss.png")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         drawn_or_said(self._draw, trainer, None, "loss.png")  # how a diverging or failing run got there
@@ -310,19 +254,3 @@ class LossFigure(pl.Callback):
         publish(trainer, figure, run_dir, "loss")
 
 
-def draw_losses(steps: list[int], losses: torch.Tensor, val_steps: list[int], val: torch.Tensor | None):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    ax = figure.add_subplot()
-    ax.plot(steps, losses.numpy(), color="C0", label="train/loss")
-    if val is not None:
-        ax.plot(val_steps, val.numpy(), "o-", markersize=3, color="C1", label="val/loss")
-    positive = torch.cat([losses, val if val is not None else losses])
-    if (positive[torch.isfinite(positive)] > 0).all():
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("Loss against steps")
-    ax.legend()
-    return figure

@@ -9,10 +9,8 @@ takes is bounded whatever the number of points.
 
 import math
 
-import lightning.pytorch as pl
 import torch
 
-from gd_torch.data import splits_of
 from gd_torch.models import as_targets, evaluating
 
 NAMES = ("mse", "rmse", "mae", "r2")
@@ -45,14 +43,7 @@ def model_metrics(model, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -
     }
 
 
-def split_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, dict[str, float | None]]:
-    """``{split: {name: value}}`` at the current parameters, computed once per step count however
-    many callbacks ask for it."""
-    cached = getattr(pl_module, "_split_metrics", None)
-    if cached is None or cached[0] != trainer.global_step:
-        model = pl_module.model
-        with evaluating(model):
-            values = {name: model_metrics(model, x, y) for name, (x, y) in splits_of(trainer.datamodule).items()}
-        cached = (trainer.global_step, values)
-        pl_module._split_metrics = cached
-    return cached[1]
+def split_metrics(model: torch.nn.Module, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    """``{split: {name: value}}`` of ``model`` at its current parameters, in eval mode."""
+    with evaluating(model):
+        return {name: model_metrics(model, x, y) for name, (x, y) in splits.items()}

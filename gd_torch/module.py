@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
+from torch.func import functional_call
 
+from gd_torch.adapters.jsonargparse import optimizer_class_and_settings
+from gd_torch.adapters.lightning import is_attached
 from gd_torch.curvature import Optimizer, Stability, spectrum, stable_learning_rate
 from gd_torch.models import Predictor, as_targets, evaluating, predict
 
@@ -101,10 +104,7 @@ class GradientDescent(pl.LightningModule):
         """What the stability bound depends on: SGD's settings, or the other optimizer's name."""
         if self.optimizer is None:
             return Optimizer("SGD", self.momentum, self.nesterov, self.weight_decay)
-        # From the config, a functools.partial of the optimizer's class with its init_args.
-        arguments = (*getattr(self.optimizer, "args", ()), getattr(self.optimizer, "func", self.optimizer))
-        cls = next((a for a in arguments if isinstance(a, type) and issubclass(a, torch.optim.Optimizer)), None)
-        settings = getattr(self.optimizer, "keywords", {})
+        cls, settings = optimizer_class_and_settings(self.optimizer)
         if cls is torch.optim.SGD and not settings.get("dampening"):
             names = ("momentum", "nesterov", "weight_decay")
             defaults = (0.0, False, 0.0)
@@ -149,6 +149,19 @@ class GradientDescent(pl.LightningModule):
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._loss(x, y)
 
+    def loss_fn(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The same loss as a function of the parameters (by name; the others keep their values), for
+        ``torch.func`` transforms: the landscape of the trajectory picture, evaluated on a whole grid."""
+        prediction = functional_call(self.model, params, (x,))
+        return F.mse_loss(as_targets(prediction, y), y, reduction=self.reduction)
+
+    def split_loss(self, split: str = "train") -> torch.Tensor:
+        """The loss over every point of a split of the data (``train``, ``val``, ``test``) at the current
+        parameters, in eval mode (no dropout drawn, batch norm on its running statistics)."""
+        x, y = self.trainer.datamodule.splits[split]
+        with evaluating(self.model):
+            return self.loss(x, y).detach()
+
     def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(as_targets(self.model(x), y), y, reduction=self.reduction)
 
@@ -184,7 +197,7 @@ class GradientDescent(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["state_dict"]
         in_checkpoint, here = "x_mean" in state, self.x_mean is not None
-        if in_checkpoint != here and self._trainer is not None:
+        if in_checkpoint != here and is_attached(self):
             raise ValueError(
                 f"the checkpoint was trained {'with' if in_checkpoint else 'without'} standardized features and"
                 f" this run is {'with' if here else 'without'}; resume with the data's standardize as it was"
@@ -210,15 +223,3 @@ def step_loss(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The loss a callback reports for a step: over all processes' batches when the module says so
     (``global_loss``), else the ``loss`` any LightningModule returns."""
     return outputs.get("global_loss", outputs["loss"]).detach()
-
-
-def full_loss(trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
-    """The loss over the DataModule's whole training split (its ``points``) at the current parameters,
-    in eval mode: one forward pass over every point, so it is computed once per step count however
-    many callbacks ask for it."""
-    cached = getattr(pl_module, "_full_loss", None)
-    if cached is None or cached[0] != trainer.global_step:
-        with evaluating(pl_module.model):
-            cached = (trainer.global_step, pl_module.loss(*trainer.datamodule.points).detach())
-        pl_module._full_loss = cached
-    return cached[1]

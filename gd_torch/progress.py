@@ -2,8 +2,9 @@
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, _update_n
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from gd_torch.adapters.lightning import redraw_due, set_progress
 from gd_torch.module import step_loss
 
 
@@ -28,7 +29,7 @@ class StepProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
         bar.initial = trainer.global_step  # a resumed run starts where its checkpoint was
-        _update_n(bar, trainer.global_step)
+        set_progress(bar, trainer.global_step)
         bar.set_description("Steps")
         self._steps_bar_ready = True
 
@@ -36,8 +37,8 @@ class StepProgressBar(TQDMProgressBar):
         self._loss = step_loss(outputs)
         step = trainer.global_step
         bar = self.train_progress_bar
-        if bar is not None and self._should_update(step, bar.total):
-            _update_n(bar, step)
+        if bar is not None and redraw_due(self, step, bar.total):
+            set_progress(bar, step)
             bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -46,7 +47,7 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         bar = self.train_progress_bar
         if bar is not None and not bar.disable:
-            _update_n(bar, trainer.global_step)  # the step it stopped at, between two redraws
+            set_progress(bar, trainer.global_step)  # the step it stopped at, between two redraws
             bar.set_postfix(self.get_metrics(trainer, pl_module))
         super().on_train_end(trainer, pl_module)
 

@@ -1,9 +1,11 @@
-"""Why training stops: the article's two rules (a step budget, a step that became very small),
-divergence, and Ctrl-C.
+"""The rules that stop training: the article's step that became very small, divergence, and Ctrl-C
+or SIGTERM (the step budget is Lightning's ``max_steps``).
 
-A callback that stops training sets ``trainer.should_stop`` and its own ``stop_reason``; Lightning
-then ends the run cleanly after the current step (checkpoint, logs, summary). ``stop_reason(trainer)``
-reads the outcome, whichever callback decided it.
+Each is a :class:`gd_torch.outcome.StopRule`: it records its reason and sets ``trainer.should_stop``;
+Lightning then ends the run cleanly after the current step (logs, checkpoint, summary), and
+:func:`gd_torch.outcome.outcome_of` reports the reason. Each decision is a function of values that
+are the same on every process of a DDP run (the loss over all of them, the synchronised parameters),
+except a signal, which is shared over the process group at every step.
 """
 
 import math
@@ -12,10 +14,9 @@ import threading
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from gd_torch.module import step_loss
+from gd_torch.outcome import StopRule
 
 
 def completed_step(trainer: pl.Trainer) -> int:
@@ -28,21 +29,7 @@ def largest_change(after: list[torch.Tensor], before: list[torch.Tensor]) -> tor
     return torch.stack([(a.detach() - b).abs().max() for a, b in zip(after, before, strict=True)]).max()
 
 
-def stop_reason(trainer: pl.Trainer) -> str:
-    """``converged``, ``interrupted``, ``early_stopping``, ``max_steps`` or ``max_epochs``."""
-    for callback in trainer.callbacks:
-        reason = getattr(callback, "stop_reason", None)
-        if reason:
-            return reason
-        # Lightning's own EarlyStopping, configured on val/loss (or any logged value).
-        if isinstance(callback, EarlyStopping) and callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
-            return "early_stopping"
-    if 0 <= trainer.max_steps <= trainer.global_step:
-        return "max_steps"
-    return "max_epochs"
-
-
-class Convergence(pl.Callback):
+class Convergence(StopRule):
     """The article's "step size becomes very small": stops once no parameter moves by ``tolerance``.
 
     Args:
@@ -53,7 +40,6 @@ class Convergence(pl.Callback):
         if not (math.isfinite(tolerance) and tolerance >= 0):
             raise ValueError(f"tolerance must be a finite number >= 0 (0 = off), got {tolerance}")
         self.tolerance = tolerance
-        self.stop_reason: str | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.tolerance:
@@ -64,18 +50,13 @@ class Convergence(pl.Callback):
             return
         after = [p for p in pl_module.parameters() if p.requires_grad]
         if largest_change(after, self._before).item() < self.tolerance:
-            self.stop_reason = "converged"
-            trainer.should_stop = True
+            self.stop(trainer, "converged")
 
 
-class Diverged(RuntimeError):
-    """Training blew up; the message says where and, when it is known, which learning rate is stable."""
-
-    stop_reason = "diverged"
-
-
-class Divergence(pl.Callback):
-    """Stops with :class:`Diverged` when the loss is NaN or infinite, or grows ``max_growth`` times.
+class Divergence(StopRule):
+    """Stops training (``diverged``, exit code 1) when the loss is NaN or infinite, or grows ``max_growth``
+    times; the console's error line names the step and, when the curvature is known, the stable
+    learning rate.
 
     Descent that works never climbs more than ``max_growth`` times the loss of the first step. On the
     CPU every step is checked as it ends. On a GPU, reading the loss would make the host wait for the
@@ -101,6 +82,8 @@ class Divergence(pl.Callback):
         self._on_cpu = pl_module.device.type == "cpu"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.stopping_reason:
+            return  # said once, at the first bad step
         loss = step_loss(outputs)
         if self._on_cpu:  # reading the value costs nothing here
             self._check(trainer, pl_module, [completed_step(trainer)], [loss.item()])
@@ -117,10 +100,13 @@ class Divergence(pl.Callback):
             if self._first_loss is None:
                 self._first_loss = loss
             if not math.isfinite(loss):
-                raise Diverged(self._message(step, f"{loss:.6g} (not finite)", trainer, pl_module))
-            if self._first_loss > 0 and loss > self.max_growth * self._first_loss:
+                why = f"{loss:.6g} (not finite)"
+            elif self._first_loss > 0 and loss > self.max_growth * self._first_loss:
                 why = f"{loss:.6g} (over {self.max_growth:g} x the first step's loss)"
-                raise Diverged(self._message(step, why, trainer, pl_module))
+            else:
+                continue
+            self.stop(trainer, "diverged", self._message(step, why, trainer, pl_module))
+            return
 
     @staticmethod
     def _message(step: int, loss: str, trainer, pl_module) -> str:
@@ -147,7 +133,7 @@ class Divergence(pl.Callback):
         self._first_loss = state_dict["first_loss"]
 
 
-class GracefulInterrupt(pl.Callback):
+class GracefulInterrupt(StopRule):
     """Ctrl-C (SIGINT) and SIGTERM end training after the step in progress, as a normal end: logs,
     summary and a checkpoint of a completed step, so a resumed run continues exactly. SIGTERM is
     what ``timeout``, SLURM and Kubernetes send before stopping a job (``stop_reason: "terminated"``,
@@ -160,7 +146,6 @@ class GracefulInterrupt(pl.Callback):
     REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
     def __init__(self) -> None:
-        self.stop_reason: str | None = None
         self._requested: str | None = None
         self._previous: dict[int, object] = {}
 
@@ -180,8 +165,7 @@ class GracefulInterrupt(pl.Callback):
         if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(requested is not None, all=False):
             requested = requested or "terminated"
         if requested:
-            self.stop_reason = requested
-            trainer.should_stop = True
+            self.stop(trainer, requested)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for signum, previous in self._previous.items():

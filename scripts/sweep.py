@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from gd_torch.cli import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, main
+from gd_torch.cli import main
+from gd_torch.outcome import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 
 def sweep(config: Path, learning_rates: list[float], save_dir: str, name: str, extra: list[str]) -> int:

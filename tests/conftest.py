@@ -1,9 +1,17 @@
-"""Shared helpers: run the command in this process or as a real one, and read what it wrote."""
+"""Shared helpers: run the command in this process or as a real one, read what it wrote with
+TensorBoard's own reader, start a local server and wait for it, and the reference runs that several
+test files compare against (computed once per session)."""
 
+import contextlib
+import io
 import json
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +34,18 @@ def article_columns() -> tuple[list[float], list[float]]:
 
 def run_dirs(save_dir: Path) -> list[Path]:
     return sorted(save_dir.glob("*/version_*"))
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    """Everything the run's event files hold, with TensorBoard's own reader (nothing sampled away)."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    return events
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every point of ``tag``."""
+    return [(e.step, e.value) for e in read_events(run_dir).Scalars(tag)]
 
 
 @dataclass
@@ -55,14 +75,10 @@ class Run:
 
     def scalars(self, tag: str) -> list[tuple[int, float]]:
         """(step, value) of every point of ``tag``, read with TensorBoard's own reader."""
-        events = EventAccumulator(str(self.run_dir), size_guidance={"scalars": 0})
-        events.Reload()
-        return [(e.step, e.value) for e in events.Scalars(tag)]
+        return scalars(self.run_dir, tag)
 
     def tags(self) -> list[str]:
-        events = EventAccumulator(str(self.run_dir), size_guidance={"scalars": 0})
-        events.Reload()
-        return sorted(events.Tags()["scalars"])
+        return sorted(read_events(self.run_dir).Tags()["scalars"])
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +127,61 @@ def assert_clean_error(run, *words: str) -> str:
     assert run.run_dirs == [], "a run directory was left behind"
     assert "Step" not in run.stdout
     return errors[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(argv: list[str], ready: Callable[[], bool], what: str, timeout: float = 90) -> Iterator[None]:
+    """Run a server (``argv``) until the block ends, once ``ready()`` says it answers; polled, never a
+    fixed wait. It is stopped at the end, also when a test fails."""
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if ready():
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, f"{what} exited"
+            assert time.monotonic() < deadline, f"{what} did not answer within {timeout:.0f} s"
+            time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def get_json(url: str, body: dict | None = None) -> object:
+    """GET ``url`` (or POST ``body`` as JSON) and decode the JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def train_in_process(save_dir: Path, *args: str, config: Path = ARTICLE) -> Run:
+    """``main`` in this process, for fixtures wider than one test (no capsys there)."""
+    argv = ["--config", str(config), *args, "--trainer.logger.init_args.save_dir", str(save_dir)]
+    earlier = run_dirs(save_dir)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return Run(code, out.getvalue(), err.getvalue(), save_dir, [d for d in run_dirs(save_dir) if d not in earlier])
+
+
+LONG_ARTICLE = 3000  # steps of the article that the signal tests cut and resume
+
+
+@pytest.fixture(scope="session")
+def long_article(tmp_path_factory) -> Run:
+    """The article for LONG_ARTICLE steps, uninterrupted: what every cut-and-resumed run must equal."""
+    save_dir = tmp_path_factory.mktemp("long_article")
+    run = train_in_process(save_dir, f"--trainer.max_steps={LONG_ARTICLE}", "--trainer.callbacks=[]")
+    assert run.exit_code == 0, run.stderr
+    return run

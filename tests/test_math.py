@@ -123,7 +123,7 @@ def test_least_squares_optimum_of_a_line(learn_slope, learn_intercept):
     import torch
 
     from gd_torch.models import Line
-    from gd_torch.stability import least_squares
+    from gd_torch.optimum import least_squares
 
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=200), rng.normal(1.5 * rng.normal(size=200) - 0.3, 1.0)

@@ -1,0 +1,57 @@
+"""The checks a checkpoint passes before a run resumes from it: a file Lightning wrote, of this model
+(the same parameter names and shapes, standardized or not alike) and of this optimizer. Said before
+anything is written, naming what does not fit."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gd_torch.data import Features
+from gd_torch.errors import ConfigError, one_line
+
+SGD = "torch.optim.SGD"
+
+
+def check_checkpoint(path: Path, model: nn.Module, features: Features | None, optimizer: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``path`` can resume a run of ``model`` on data with ``features``
+    and the optimizer of class path ``optimizer`` (None: SGD)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # junk, a truncated file, or one the installed versions cannot read
+        reason = one_line(str(error)) or type(error).__name__
+        raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {reason}") from None
+    if not (isinstance(checkpoint, dict) and "state_dict" in checkpoint and "pytorch-lightning_version" in checkpoint):
+        raise ConfigError(f"ckpt_path: {path} is not a Lightning checkpoint (no state_dict and version in it)")
+    expected = {f"model.{name}": tuple(t.shape) for name, t in model.state_dict().items()}
+    if features is not None and features.mean is not None:
+        expected |= {"x_mean": tuple(features.mean.shape), "x_std": tuple(features.std.shape)}
+    found = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
+    problems = [
+        f"{what} {listed(names)}"
+        for what, names in (
+            ("missing", [n for n in expected if n not in found]),
+            ("unexpected", [n for n in found if n not in expected]),
+        )  # fmt: skip
+        if names
+    ]
+    shapes = [
+        f"{n} is {found[n]} there, {expected[n]} here" for n in expected if n in found and found[n] != expected[n]
+    ]
+    problems += shapes[:3]
+    standardization = {"x_mean", "x_std"}
+    if len(problems) == 1 and (standardization <= set(expected)) != (standardization <= set(found)):
+        raise ConfigError(
+            f"ckpt_path: {path} was trained {'with' if 'x_mean' in found else 'without'} standardized features;"
+            " resume with the data's standardize as it was"
+        )
+    if problems:
+        raise ConfigError(f"ckpt_path: {path} is of another model: {'; '.join(problems)}")
+    theirs = (checkpoint.get("hyper_parameters", {}).get("optimizer") or {}).get("class_path", SGD)
+    ours = optimizer or SGD
+    if theirs != ours:
+        raise ConfigError(f"ckpt_path: {path} was trained with {theirs}; this run's optimizer is {ours}")
+
+
+def listed(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
