@@ -7,9 +7,7 @@ from the host, no per-sample collation. ``splits`` gives every split whole, for 
 of its points (the final loss, the metrics, the pictures).
 """
 
-import csv
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +15,10 @@ import lightning.pytorch as pl
 import torch
 
 from gd_torch.adapters.lightning import batches_done_this_epoch
+from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
+from gd_torch.tables import read_columns
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+__all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine"]
 SPLITS = ("train", "val", "test")
 
 
@@ -188,84 +188,6 @@ def splits_of(datamodule: pl.LightningDataModule | None) -> dict[str, Batch]:
     return datamodule.splits if isinstance(datamodule, PointData) else {}
 
 
-class OneBatch:
-    """A whole split as one batch, once per pass (a class: Lightning reads a list as several dataloaders)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.batch = (x, y)
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[Batch]:
-        yield self.batch
-
-
-class FullBatch:
-    """Full-batch descent: the same on-device tensors at every step, without end (``max_steps``
-    ends the run). With no length, Lightning runs it as one open-ended epoch: an epoch boundary
-    per step would cost ~0.15 ms of Lightning's bookkeeping, a whole step's worth on five points.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.batch = (x, y)
-
-    def __iter__(self) -> Iterator[Batch]:
-        while True:
-            yield self.batch
-
-
-class Batches:
-    """One epoch of shuffled mini-batches over on-device tensors (a class rather than a list:
-    Lightning reads a list as several dataloaders).
-
-    It is resumable the way Lightning asks (``state_dict``/``load_state_dict``, saved in checkpoints):
-    the state is the epoch and how many of its batches were trained on, and the first pass after a
-    resume skips those, so a run checkpointed mid-epoch continues with the very batches it would have
-    drawn. The permutation itself comes back from the seed and the epoch.
-    """
-
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        seed: int,
-        epoch: Callable[[], int],
-        shard_size: int | None = None,
-        done: Callable[[], int] | None = None,
-    ) -> None:
-        self.x, self.y = x, y
-        # Every process steps as often as the one with the largest shard.
-        size = len(y) if shard_size is None else shard_size
-        self.batch_size = batch_size
-        self.steps = math.ceil(size / batch_size)
-        self.seed = seed
-        self.epoch = epoch
-        self.done = done or (lambda: 0)
-        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after load_state_dict
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch()
-        generator = torch.Generator(device=self.y.device)
-        generator.manual_seed(self.seed + 1_000_003 * (epoch + 1))
-        order = torch.randperm(len(self.y), generator=generator, device=self.y.device)
-        x, y = self.x[order], self.y[order]  # one gather per epoch; batches are views of it
-        skip = self._resume[1] if self._resume and self._resume[0] == epoch else 0
-        self._resume = None
-        for start in range(skip * self.batch_size, self.steps * self.batch_size, self.batch_size):
-            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch(), "batches_done": self.done()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume = (state["epoch"], state["batches_done"])
-
-
 def _check_finite(name: str, values: list[float]) -> None:
     bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
     if bad is not None:
@@ -349,48 +271,6 @@ class CSVPoints(PointData):
 
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
         return {split: self._tensors(*rows, device) for split, rows in self._held_out.items()}
-
-
-def read_columns(path: Path, x_columns: list[str], y_column: str | None, key: str):
-    """The named columns of a CSV file with a header row, every cell checked to be a finite number:
-    ``(rows of x, y)``, or ``(rows of x, None)`` without ``y_column``. Errors name ``key``, the file,
-    the line and the column."""
-    if not path.is_file():
-        raise ValueError(f"{key}: no such file: {path}")
-    with path.open(newline="") as file:
-        rows = csv.reader(file)
-        header = [name.strip() for name in next(rows, [])]
-        if not header:
-            raise ValueError(f"{key}: {path} is empty; it needs a header row naming its columns")
-        wanted = (("x", x_columns), ("y", [y_column] if y_column is not None else []))
-        for column_key, columns in wanted:
-            missing = [c for c in columns if c not in header]
-            if missing:
-                where = column_key if key == "path" else key
-                raise ValueError(f"{where}: {path} has no column {missing[0]!r}; it has {', '.join(header)}")
-        x_at = [header.index(c) for c in x_columns]
-        xs, ys = [], []
-        for line, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{key}: {path} line {line} has {len(row)} cells; the header has {len(header)}")
-            xs.append([_number(key, path, line, header[i], row[i]) for i in x_at])
-            if y_column is not None:
-                ys.append(_number(key, path, line, y_column, row[header.index(y_column)]))
-    if not xs:
-        raise ValueError(f"{key}: {path} has a header but no data rows")
-    return xs, (ys if y_column is not None else None)
-
-
-def _number(key: str, path: Path, line: int, column: str, cell: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ValueError(f"{key}: {path} line {line}, column {column!r}: {cell!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{key}: {path} line {line}, column {column!r}: {cell!r} is not a finite number")
-    return value
 
 
 class SyntheticLine(PointData):

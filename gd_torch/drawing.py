@@ -7,7 +7,6 @@ import torch
 SPLIT_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
 
 
-
 def draw_trajectory(
     names: list[str], path: torch.Tensor, losses: torch.Tensor, landscape, optimum: dict[str, float] | None = None
 ):
@@ -37,7 +36,6 @@ def draw_trajectory(
     return figure
 
 
-
 def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
     """``shown``: split -> (raw x, y, prediction) as float64 CPU tensors; ``curve``: (x grid, prediction)
     for one feature, else None."""
@@ -65,7 +63,6 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
         ax.set_title(f"Predictions against targets ({len(feature_names)} features)")
     ax.legend()
     return figure
-
 
 
 def draw_losses(steps: list[int], losses: torch.Tensor, val_steps: list[int], val: torch.Tensor | None):

@@ -252,5 +252,3 @@ class LossFigure(pl.Callback):
             return
         figure = draw_losses(steps, losses, val_steps, val)
         publish(trainer, figure, run_dir, "loss")
-
-

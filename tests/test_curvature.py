@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -16,7 +15,7 @@ from gd_torch.curvature import Optimizer, contraction, lanczos_top, spectrum, st
 from gd_torch.data import CSVPoints
 from gd_torch.models import MLP
 
-from conftest import REPO, assert_clean_error
+from conftest import REPO, assert_clean_error, read_events
 
 CONFIGS = REPO / "configs"
 HOUSES = REPO / "data" / "houses.csv"
@@ -72,8 +71,7 @@ def test_auto_descends_on_the_unscaled_table(train):
     losses = [value for _, value in run.scalars("train/loss")]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert run.summary["stop_reason"] != "diverged"
-    events = EventAccumulator(str(run.run_dir))
-    events.Reload()
+    events = read_events(run.run_dir)
     start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
     assert start.session_start_info.hparams["learning_rate"].number_value == run.summary["learning_rate"]
 
@@ -116,8 +114,7 @@ def test_mlp_sharpness_in_tensorboard(train):
     assert [step for step, _ in sharpness] == list(range(0, 60, 10))
     assert all(math.isfinite(value) and value > 0 for _, value in sharpness)
     assert "train/stability_limit" not in run.tags()  # Adam: no known bound, no line drawn
-    events = EventAccumulator(str(run.run_dir))
-    events.Reload()
+    events = read_events(run.run_dir)
     (config,) = events.Tensors("custom_scalars__config__")
     charts = {
         chart.title: list(chart.multiline.tag)

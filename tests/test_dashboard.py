@@ -2,17 +2,16 @@
 learning-rate sweep made by the test: runs, scalars, the custom-scalars layout, the hparams
 experiment, the trajectory image, the config text. The server is stopped at the end, also when a test fails."""
 
-import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from conftest import ARTICLE, REPO, article_columns
+from conftest import ARTICLE, REPO, article_columns, free_port, get_json, local_server
+
+pytestmark = pytest.mark.slow
 
 RUNS = ["article_sweep/lr_0.01/version_0", "article_sweep/lr_0.3/version_0"]
 
@@ -31,35 +30,15 @@ def logdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tensorboard(logdir):
     """GET (or POST with ``body``) a path of a TensorBoard server started on a free local port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*argv, "--port", str(port), "--load_fast=false"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
 
     def fetch(path: str, body: dict | None = None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        return get_json(f"http://127.0.0.1:{port}{path}", body)
 
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if sorted(fetch("/data/runs")) == RUNS:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "TensorBoard did not list the runs within 60 s"
-            time.sleep(0.3)
+    with local_server([*argv, "--port", str(port), "--load_fast=false"], lambda: sorted(fetch("/data/runs")) == RUNS,
+                      "TensorBoard, listing the runs"):  # fmt: skip
         yield fetch
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def scalars(fetch, run: str, tag: str) -> list[tuple[int, float]]:

@@ -11,6 +11,8 @@ import torch
 
 from conftest import ARTICLE, REPO, command, run_command, run_dirs
 
+pytestmark = pytest.mark.slow  # real processes or many runs
+
 TAGS = ("train/loss", "params/slope", "params/intercept")
 
 

@@ -9,6 +9,8 @@ from gd_torch.cli import main
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # real processes or many runs
+
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 MISTAKES = ["-1", "0", "1e30", ".nan", "text", "[]", "null", "{a: 1}"]
 

@@ -4,10 +4,7 @@ TensorBoard and a CSV logger share one run directory with the same steps, and a 
 
 import csv
 import json
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 
@@ -16,7 +13,7 @@ import yaml
 
 from gd_torch.cli import main
 
-from conftest import ARTICLE, article_columns, run_dirs
+from conftest import ARTICLE, article_columns, free_port, get_json, local_server, read_events, run_dirs
 
 
 def loggers_config(tmp_path, *loggers: dict) -> str:
@@ -64,10 +61,7 @@ def test_tensorboard_and_csv_share_the_run_directory_and_the_steps(tmp_path, cap
     config = loggers_config(tmp_path, csv_logger(tmp_path), tensorboard_logger(tmp_path))
     assert main(["--config", str(ARTICLE), "--config", config, "--trainer.max_steps=250"]) == 0
     (run_dir,) = run_dirs(tmp_path)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
+    events = read_events(run_dir)
     columns = csv_columns(run_dir / "metrics.csv")
     for tag in ("train/loss", "params/intercept", "grads/intercept", "train/step_size"):
         steps, values = zip(*columns[tag], strict=True)
@@ -90,35 +84,24 @@ def test_a_run_needs_a_logger_that_keeps_its_files(tmp_path, capsys):
 @pytest.fixture
 def mlflow_server(tmp_path):
     """The REST API of a real MLflow tracking server on a free local port, stopped afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
             "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"]  # fmt: skip
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
 
     def get(path: str, **query) -> dict:
-        with urllib.request.urlopen(f"{uri}{path}?{urllib.parse.urlencode(query)}", timeout=10) as response:
-            return json.loads(response.read())
+        return get_json(f"{uri}{path}?{urllib.parse.urlencode(query)}")
 
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, "the MLflow server exited"
-                assert time.monotonic() < deadline, "the MLflow server did not answer within 90 s"
-                time.sleep(0.5)
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2):
+            return True
+
+    with local_server(argv, healthy, "the MLflow server"):
         yield uri, get
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_mlflow_gets_every_step_the_hyperparameters_and_the_files(tmp_path, capsys, mlflow_server):
     uri, get = mlflow_server
     mlflow = {"class_path": "lightning.pytorch.loggers.MLFlowLogger",

@@ -4,9 +4,12 @@ pictures and the overlaid sweep come out; the notebook is kept in git without ou
 import shutil
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import ARTICLE_ROWS, REPO
+
+pytestmark = pytest.mark.slow  # real processes or many runs
 
 NOTEBOOK = REPO / "examples" / "article.ipynb"
 

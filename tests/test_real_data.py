@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
 
 from gd_torch import load_run
 from gd_torch.data import CSVPoints, Points
 
-from conftest import REPO
+from conftest import REPO, read_events
 
 CONFIGS = REPO / "configs"
 HOUSES = REPO / "data" / "houses.csv"
@@ -125,8 +124,7 @@ def test_held_out_splits_give_val_loss_and_metrics_for_each(train):
         metrics = run.summary["metrics"][split]
         assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5)
         assert run.scalars(f"metrics/{split}/r2") == [(steps - 1, pytest.approx(metrics["r2"], rel=1e-6))]
-    events = EventAccumulator(str(run.run_dir))
-    events.Reload()
+    events = read_events(run.run_dir)
     (config,) = events.Tensors("custom_scalars__config__")
     layout = Layout.FromString(config.tensor_proto.string_val[0])
     charts = {chart.title: list(chart.multiline.tag) for chart in layout.category[0].chart}

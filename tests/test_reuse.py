@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gd_torch import ConfigError, load_run
 from gd_torch.metrics import regression_metrics
 from gd_torch.module import GradientDescent
 from gd_torch.predict import main as predict
 
-from conftest import REPO, assert_clean_error
+from conftest import REPO, assert_clean_error, read_events
 
 CONFIGS = REPO / "configs"
 THREE = REPO / "data" / "three_features.csv"
@@ -147,8 +146,7 @@ def test_fit_and_loss_pictures(train, config, data):
     for name in ("fit.png", "loss.png"):
         path = run.run_dir / name
         assert png_size(path) == (800, 500) and path.stat().st_size < 500_000
-    events = EventAccumulator(str(run.run_dir), size_guidance={"images": 0})
-    events.Reload()
+    events = read_events(run.run_dir)
     assert sorted(events.Tags()["images"]) == ["fit", "loss"]
 
 

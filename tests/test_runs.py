@@ -5,11 +5,14 @@ import json
 import signal
 import subprocess
 
-from conftest import ARTICLE, REPO, command, run_dirs
+import pytest
+
+from conftest import ARTICLE, LONG_ARTICLE, REPO, command, run_dirs
 
 TAGS = ("train/loss", "params/intercept", "params/slope")
 
 
+@pytest.mark.slow
 def test_simultaneous_runs_each_get_a_complete_directory(tmp_path):
     argv = command("--config", str(ARTICLE), save_dir=tmp_path)
     processes = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
@@ -24,10 +27,13 @@ def test_simultaneous_runs_each_get_a_complete_directory(tmp_path):
         assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_ctrl_c_then_resume_continues_exactly(tmp_path, train):
-    steps = 3000
+@pytest.mark.slow
+def test_ctrl_c_then_resume_continues_exactly(tmp_path, train, long_article):
+    steps = LONG_ARTICLE
     argv = command("--config", str(ARTICLE), f"--trainer.max_steps={steps}", save_dir=tmp_path / "cut")
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     for line in process.stdout:
         if line.startswith("Step 100 |"):
             process.send_signal(signal.SIGINT)
@@ -44,7 +50,7 @@ def test_ctrl_c_then_resume_continues_exactly(tmp_path, train):
     assert f"--ckpt_path {last}" in out
 
     resumed = train(f"--trainer.max_steps={steps}", "--ckpt_path", str(last), "--trainer.callbacks=[]")
-    whole = train(f"--trainer.max_steps={steps}", "--trainer.callbacks=[]")
+    whole = long_article
     assert resumed.exit_code == whole.exit_code == 0
     for tag in TAGS:
         assert resumed.scalars(tag) == whole.scalars(tag)[cut:]  # same steps, same float32 values

@@ -50,10 +50,24 @@ def test_an_output_that_would_broadcast_is_refused(train):
     assert_clean_error(run, "model.model:", "Scalar", "output of shape ()", "expected (4,)")
 
 
-def test_the_check_leaves_the_run_as_it_was(train):
-    """One forward pass in eval mode without gradients: the trajectory is the one the article prints."""
-    run = train("--trainer.max_steps=3")
-    assert run.table[0] == "Step  0 | b = 9.1000 | loss = 405.00"
+def test_the_check_leaves_the_run_as_it_was():
+    """One forward pass in eval mode without gradients: no batch-norm statistics updated, no dropout
+    mask drawn (the random stream is untouched), every module back in the mode it was in."""
+    from gd_torch.checks import check_model_fits_data
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(8, 1))  # fmt: skip
+    model[2].eval()  # a submodule's own mode is kept too
+    x, y = torch.randn(10, 2), torch.randn(10)
+    statistics = model[1].running_mean.clone(), model[1].num_batches_tracked.clone()
+    random_state = torch.get_rng_state()
+    check_model_fits_data(model, x, y, ["a", "b"])
+    assert torch.equal(model[1].running_mean, statistics[0])
+    assert torch.equal(model[1].num_batches_tracked, statistics[1])
+    assert torch.equal(torch.get_rng_state(), random_state)
+    assert [m.training for m in model] == [True, True, False, True]
+    model(x)  # in train mode, the same pass would have moved the statistics: the check above can fail
+    assert not torch.equal(model[1].running_mean, statistics[0])
 
 
 def test_the_loss_refuses_shapes_that_would_broadcast():
