@@ -43,8 +43,10 @@ from gd_torch.stopping import completed_step, largest_change
 
 
 class Dashboard(pl.Callback):
-    """What TensorBoard (and every other logger) shows of the run: every tag at every step, val/loss,
-    the layout and the hparams.
+    """What TensorBoard shows of the run: every tag at every step, val/loss, layout and hparams.
+
+    The other loggers (CSV, MLflow) get the same values at the same steps; the Custom Scalars layout,
+    the histograms and the HParams tab are TensorBoard's alone.
 
     The tags are in this module's docstring. Every ``histogram_every`` steps it also writes a
     histogram ``params/<name>`` of each tensor parameter to TensorBoard. ``sharpness_every`` switches

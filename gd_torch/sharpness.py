@@ -22,8 +22,10 @@ TAGS = ("train/sharpness", "train/stability_limit")
 
 
 class Sharpness(pl.Callback):
-    """Logs ``train/sharpness`` and (for SGD, whose bound is known) ``train/stability_limit`` to every
-    logger, after every ``every``-th update, measured on rank zero in eval mode.
+    """The loss Hessian's largest eigenvalue every ``every`` steps, to every logger.
+
+    It logs ``train/sharpness`` and, for SGD (whose bound is known), ``train/stability_limit`` after
+    every ``every``-th update, measured on rank zero over the training split.
 
     Args:
         every: Measure after every this many steps, >= 1.

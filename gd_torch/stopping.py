@@ -54,9 +54,10 @@ class Convergence(StopRule):
 
 
 class Divergence(StopRule):
-    """Stops training (``diverged``, exit code 1) when the loss is NaN or infinite, or grows ``max_growth``
-    times; the console's error line names the step and, when the curvature is known, the stable
-    learning rate.
+    """Stops training when the loss is NaN or infinite, or grows ``max_growth`` times.
+
+    The run ends ``diverged`` (exit code 1); the console's error line names the step and, when the
+    curvature is known, the stable learning rate.
 
     Descent that works never climbs more than ``max_growth`` times the loss of the first step. On the
     CPU every step is checked as it ends. On a GPU, reading the loss would make the host wait for the

@@ -27,7 +27,7 @@ def test_fit_takes_a_dict_and_flags_and_runs_again(tmp_path):
     config = {
         "model": {"learning_rate": 0.05, "model": {"class_path": "gd_torch.models.Line"}},
         "data": {"class_path": "gd_torch.data.Points", "init_args": {"x": [0, 1, 2], "y": [1, 3, 5]}},
-        "trainer": {"max_steps": 2000, "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "trainer": {"max_steps": 800, "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                                                    "init_args": {"save_dir": str(tmp_path), "name": "dict"}}},
     }  # fmt: skip
     first = gd_torch.fit(config)
