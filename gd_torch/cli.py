@@ -31,11 +31,10 @@ from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.module import GradientDescent
-from gd_torch.outcome import EXIT_INTERRUPTED, EXIT_INVALID, outcome_of
+from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, failure_message, outcome_of
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.resume import check_checkpoint
 from gd_torch.rundir import claim_run_directories, file_loggers_first
-from gd_torch.sharpness import Sharpness
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -160,14 +159,7 @@ class GradientDescentCLI(LightningCLI):
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
         # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
         self.model.hparams.update(model=section["model"], optimizer=section.get("optimizer"))
-        self.add_sharpness()
         self.claim_run_directory()
-
-    def add_sharpness(self) -> None:
-        """``tensorboard.sharpness_every``: the config's switch for the Sharpness callback."""
-        every = self.config.tensorboard.sharpness_every
-        if every and not any(isinstance(c, Sharpness) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(Sharpness(every))
 
     def claim_run_directory(self) -> None:
         loggers = list(self.trainer.loggers)
@@ -291,9 +283,11 @@ def train(cli: GradientDescentCLI) -> int:
             return EXIT_INTERRUPTED
         raise
     except Exception as error:
+        # The exception is what happened, even when a callback had already recorded an outcome (an
+        # error in a callback's own end of the run, after the summary was written).
         traceback.print_exc()
-        print(f"error: {outcome_of(trainer, cli.model, error).message}", file=sys.stderr)
-        return outcome_of(trainer).exit_code
+        print(f"error: {failure_message(error)}", file=sys.stderr)
+        return EXIT_FAILED
     outcome = outcome_of(trainer, cli.model)
     if outcome.reason == "diverged":
         print(f"error: {outcome.message}", file=sys.stderr)

@@ -49,8 +49,9 @@ class Dashboard(pl.Callback):
     the histograms and the HParams tab are TensorBoard's alone.
 
     The tags are in this module's docstring. Every ``histogram_every`` steps it also writes a
-    histogram ``params/<name>`` of each tensor parameter to TensorBoard. ``sharpness_every`` switches
-    on :class:`gd_torch.sharpness.Sharpness`, whose chart this layout holds beside the stability limit.
+    histogram ``params/<name>`` of each tensor parameter to TensorBoard. ``sharpness_every`` measures
+    the sharpness through a :class:`gd_torch.sharpness.Sharpness` of its own (unless the trainer's
+    callbacks list one already), and the layout charts it beside the stability limit.
 
     The per-step values stay on the device and are written every ``flush_every`` steps (and at the
     end and with each checkpoint), one event per step holding every tag, so logging forces no per-step
@@ -73,6 +74,7 @@ class Dashboard(pl.Callback):
         self.flush_every = flush_every
         self.histogram_every = histogram_every
         self.sharpness_every = sharpness_every
+        self._sharpness = Sharpness(sharpness_every) if sharpness_every else None
         self._pending: list[tuple[int, float, torch.Tensor, float]] = []  # step, wall time, values, lr
         self._val: list[tuple[int, float, torch.Tensor]] = []  # val/loss: step, wall time, value
         # Set when training starts; a run that fails before (a checkpoint that does not fit) has none.
@@ -102,8 +104,10 @@ class Dashboard(pl.Callback):
         splits = splits_of(trainer.datamodule)
         if isinstance(pl_module, GradientDescent) and "train" in splits:
             self._optimum = least_squares(pl_module.model, *splits["train"]) or {}
-        sharpness = any(isinstance(callback, Sharpness) for callback in trainer.callbacks)
-        layout = self._layout(named, "val" in splits, sharpness)
+        listed = any(isinstance(callback, Sharpness) for callback in trainer.callbacks)
+        # A Sharpness in the trainer's callbacks measures it already: measuring twice would cost twice.
+        self._measuring = None if listed else self._sharpness
+        layout = self._layout(named, "val" in splits, listed or self._sharpness is not None)
         for writer in self._tensorboard_writers(trainer):
             add_layout(writer, layout)
         self._log_optimum(trainer, trainer.global_step)
@@ -133,6 +137,8 @@ class Dashboard(pl.Callback):
         self._pending.append((step, time.time(), torch.stack([v.float() for v in values]), learning_rate))
         if len(self._pending) >= self.flush_every:
             self._flush(trainer)
+        if self._measuring is not None:
+            self._measuring.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self.histogram_every and step % self.histogram_every == 0:
             for writer in self._tensorboard_writers(trainer):
                 for name, p in self._tensors:

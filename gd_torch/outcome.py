@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from gd_torch.data import splits_of
+from gd_torch.errors import one_line
 from gd_torch.metrics import split_metrics
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -52,7 +53,6 @@ class Outcome:
             ``interrupted``, ``terminated`` or ``failed``.
         steps: The optimizer updates taken.
         message: What the console says about it (the divergence, the failure), or None.
-        failure: The exception that ended a failed run.
         final_loss: The loss over the training split at the final parameters (in eval mode); None when
             it was not measured (a run that ended on an exception) or is not finite.
         metrics: ``{split: {mse, rmse, mae, r2}}`` at the final parameters, when measured.
@@ -61,7 +61,6 @@ class Outcome:
     reason: str
     steps: int
     message: str | None = None
-    failure: BaseException | None = None
     final_loss: float | None = None
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     measured: bool = False
@@ -91,11 +90,16 @@ def decide(trainer: pl.Trainer, exception: BaseException | None = None) -> tuple
     if isinstance(exception, KeyboardInterrupt):  # a second Ctrl-C, during the graceful end
         return requested_stop(trainer) or ("interrupted", None)
     if exception is not None:
-        return "failed", f"training failed: {' '.join(str(exception).split())}"
+        return "failed", failure_message(exception)
     requested = requested_stop(trainer)
     if requested:
         return requested
     return ("max_steps", None) if 0 <= trainer.max_steps <= trainer.global_step else ("max_epochs", None)
+
+
+def failure_message(exception: BaseException) -> str:
+    """The console's line for a model that failed: its own message, on one line."""
+    return f"training failed: {one_line(str(exception))}"
 
 
 _OUTCOMES: "weakref.WeakKeyDictionary[pl.Trainer, Outcome]" = weakref.WeakKeyDictionary()
@@ -113,7 +117,7 @@ def outcome_of(
     if outcome is not None:
         return outcome
     reason, message = decide(trainer, exception)
-    outcome = Outcome(reason, trainer.global_step, message, failure=exception if reason == "failed" else None)
+    outcome = Outcome(reason, trainer.global_step, message)
     splits = splits_of(trainer.datamodule)
     if exception is None and trainer.is_global_zero and splits and hasattr(pl_module, "split_loss"):
         loss = pl_module.split_loss("train").item()

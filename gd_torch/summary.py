@@ -80,7 +80,7 @@ class RunSummary(pl.Callback):
         seconds = time.perf_counter() - self._start if self._start is not None else 0.0
         named = list(pl_module.model.named_parameters())
         summary: dict[str, Any] = {
-            "steps": trainer.global_step,
+            "steps": outcome.steps,
             "params": {name: parameter_value(p) for name, p in named if p.numel() <= SHOWN_IN_FULL},
             "param_norms": {name: finite_or_none(p.norm().item()) for name, p in named if p.numel() > 1},
         }
