@@ -176,6 +176,7 @@ def test_a_configured_optimizer_gives_its_class_and_settings():
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--optimizer", type=OptimizerCallable)
     config = parser.parse_args(['--optimizer={"class_path": "torch.optim.SGD", "init_args": {"momentum": 0.5}}'])
-    optimizer = parser.instantiate_classes(config).optimizer
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # renamed in 4.49
+    optimizer = instantiate(config).optimizer
     cls, settings = messages.optimizer_class_and_settings(optimizer)
     assert cls is torch.optim.SGD and settings["momentum"] == 0.5

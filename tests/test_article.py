@@ -6,6 +6,8 @@ import yaml
 
 from conftest import ARTICLE, ARTICLE_ROWS, article_columns, run_command
 
+pytestmark = pytest.mark.xdist_group("article_run")  # one worker: the runs these tests share are made once
+
 
 @pytest.fixture(scope="module")
 def article_run(tmp_path_factory):

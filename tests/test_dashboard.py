@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ARTICLE, REPO, article_columns, free_port, get_json, local_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tensorboard_server")]
 
 RUNS = ["article_sweep/lr_0.01/version_0", "article_sweep/lr_0.3/version_0"]
 

@@ -15,6 +15,8 @@ from gd_torch.data import CSVPoints, Points
 
 from conftest import REPO, read_events
 
+pytestmark = pytest.mark.xdist_group("real_run")  # one worker: the runs these tests share are made once
+
 CONFIGS = REPO / "configs"
 HOUSES = REPO / "data" / "houses.csv"
 FEATURES = ["area_m2", "rooms", "age_years", "distance_km", "lot_m2", "income_eur"]

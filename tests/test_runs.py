@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ARTICLE, LONG_ARTICLE, REPO, command, run_dirs
 
+pytestmark = pytest.mark.xdist_group("long_article")  # one worker: the runs these tests share are made once
+
 TAGS = ("train/loss", "params/intercept", "params/slope")
 
 

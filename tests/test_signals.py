@@ -15,7 +15,7 @@ from conftest import ARTICLE, LONG_ARTICLE, REPO, command, run_dirs, scalars
 STEPS = LONG_ARTICLE
 TAGS = ("train/loss", "params/intercept")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("long_article")]
 
 
 def start(*args: str, save_dir, python: tuple[str, ...] = ()) -> subprocess.Popen:
