@@ -78,3 +78,18 @@ def test_sigterm_to_one_process_stops_both_after_the_same_step(tmp_path):
     assert summary["stop_reason"] == "terminated" and 200 < summary["steps"] < 100_000
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == summary["steps"]
+
+
+def test_a_time_based_checkpoint_due_at_every_step_does_not_hang(tmp_path):
+    """A save due every 30 ms, a few steps: each process's own clock would call it due at different
+    steps; rank zero decides for both, so both take part in every save and the run ends. (Before, both
+    processes waited forever at the first save only one of them thought due.)"""
+    run = run_command(
+        "--config", str(ARTICLE), "--trainer.max_steps=300", "--trainer.strategy=ddp", "--trainer.devices=2",
+        "--trainer.accelerator=cpu", "--checkpoint.every_n_steps=0", "--checkpoint.every_minutes=0.0005",
+        save_dir=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr[-2000:]
+    assert run.summary["steps"] == 300 and run.summary["stop_reason"] == "max_steps"
+    checkpoint = torch.load(run.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 300
