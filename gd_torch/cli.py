@@ -11,7 +11,7 @@ and :mod:`gd_torch.resume`, run directories in :mod:`gd_torch.rundir`, and jsona
 """
 
 import gc
-import signal
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -24,14 +24,16 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
+from gd_torch.files import write_atomically
 from gd_torch.module import GradientDescent
-from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, failure_message, outcome_of
+from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, decided, failure_message, outcome_of
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.resume import check_checkpoint
 from gd_torch.rundir import claim_run_directories, file_loggers_first
@@ -66,19 +68,35 @@ def trainer_defaults() -> dict:
 
 
 class SaveConfig(SaveConfigCallback):
-    """Saves the resolved config as ``config.yaml`` in the run directory, as Lightning does, and shows
-    it in TensorBoard's Text tab (tag ``config``)."""
+    """Saves the resolved config as ``config.yaml`` in the run directory, as Lightning does but written
+    whole (a temporary file renamed into place, like every run file), and shows it in TensorBoard's
+    Text tab (tag ``config``). A run resumed in its own directory writes the config it resumed with."""
 
-    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
+        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        self.already_saved = True
+        if not trainer.is_global_zero:
+            return
+        text = self.parser.dump(self.config, skip_none=False)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(run_dir / self.config_filename, text)
         if isinstance(trainer.logger, TensorBoardLogger):  # the first logger: see claim_run_directory
-            # The file Lightning has just written (the logger's own log_dir: no DDP broadcast here).
-            text = (Path(trainer.logger.log_dir) / self.config_filename).read_text()
             code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
             trainer.logger.experiment.add_text("config", code_block, global_step=0)
 
 
 class GradientDescentCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
+        self.claimed: list[Path] = []  # the run directories this command created
+        try:
+            self._build(args)
+        except signals.StoppedBeforeTraining:
+            self.take_back_run_directories()
+            raise
+
+    def _build(self, args: list[str] | None) -> None:
         super().__init__(
             GradientDescent,
             PointData,  # the project's data classes, or a user's subclass of PointData
@@ -168,7 +186,14 @@ class GradientDescentCLI(LightningCLI):
         }
         self.trainer.loggers = file_loggers_first(loggers)
         if self.trainer.is_global_zero:  # the other processes of a DDP run write nothing
-            claim_run_directories(self.trainer.loggers, keys)
+            claim_run_directories(self.trainer.loggers, keys, self.claimed)
+
+    def take_back_run_directories(self) -> None:
+        """A signal came before training started: the run directories claimed for it go, with whatever
+        the set-up wrote there (config.yaml, an empty event file). Only directories this command made."""
+        for run_dir in self.claimed:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        self.claimed = []
 
     def check_data_and_model(self) -> None:
         """The points made on the training device, split and standardized, then one forward pass of the
@@ -233,6 +258,7 @@ def check_yaml(path: str) -> None:
 
 def run() -> int:
     """The command's entry point (``scripts/train.py``, ``gd-train``): ``main()`` in a process of its own."""
+    signals.install()  # already done by scripts/train.py before its imports; gd-train comes here first
     # Importing torch and Lightning leaves millions of long-lived objects, and every garbage
     # collection after that walks them all: ~0.6 s over a run of the article. None of them is
     # garbage, so they are moved out of the collector's sight. A longer-lived process that calls
@@ -240,12 +266,11 @@ def run() -> int:
     gc.freeze()
     try:
         code = main()
-    except KeyboardInterrupt:
-        if not training_started:  # Ctrl-C while the config was read and checked: nothing to keep
-            print("Interrupted before training started.", file=sys.stderr)
-        code = EXIT_INTERRUPTED  # else a second Ctrl-C after the run's own ending: it has said all
-    # The outcome is decided; a Ctrl-C while the interpreter shuts down must not turn it into a kill.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except signals.StoppedBeforeTraining as stop:
+        code = signals.say(stop)
+    except KeyboardInterrupt:  # a second Ctrl-C after the run's own ending: it has said all
+        code = EXIT_INTERRUPTED
+    signals.ignore()
     return code
 
 
@@ -267,16 +292,17 @@ def build(argv: list[str] | None) -> GradientDescentCLI:
         return GradientDescentCLI(argv)
 
 
-training_started = False  # for run(): whether a Ctrl-C came before or after the run began
-
-
 def train(cli: GradientDescentCLI) -> int:
     """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
-    global training_started
-    training_started = True
     trainer = cli.trainer
     try:
         trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    except signals.StoppedBeforeTraining as stop:
+        if not decided(trainer):  # during the set-up: nothing trained, nothing to keep
+            cli.take_back_run_directories()
+            stop_other_processes(trainer, stop.signum)
+            raise
+        # Otherwise it came once the run had been summed up: the outcome stands.
     except SystemExit:
         # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup.
         if trainer.interrupted:
@@ -288,6 +314,8 @@ def train(cli: GradientDescentCLI) -> int:
         traceback.print_exc()
         print(f"error: {failure_message(error)}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        end_process_group()
     outcome = outcome_of(trainer, cli.model)
     if outcome.reason == "diverged":
         print(f"error: {outcome.message}", file=sys.stderr)
@@ -298,3 +326,19 @@ def train(cli: GradientDescentCLI) -> int:
             resume = f"python scripts/train.py --config {config} --ckpt_path {last}"
             print(f"{outcome.reason.capitalize()}. Resume with: {resume}")
     return outcome.exit_code
+
+
+def stop_other_processes(trainer: Trainer, signum: int) -> None:
+    """The signal reached this process alone (``kill PID``): the processes Lightning started for the
+    other ranks get it too, rather than waiting for this one in a collective."""
+    launcher = trainer.strategy.launcher
+    if launcher is not None and trainer.is_global_zero:
+        launcher.kill(signum)
+
+
+def end_process_group() -> None:
+    """Close the processes' connection (DDP on gloo) while the interpreter is whole. Lightning closes it
+    only for NCCL; a gloo group left to the interpreter's shutdown can abort the process
+    ("terminate called without an active exception") when a worker thread releases its last tensors."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch.data import splits_of
 from gd_torch.drawing import draw_fit, draw_losses, draw_trajectory
+from gd_torch.files import written_whole
 from gd_torch.models import evaluating
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.optimum import least_squares
@@ -143,7 +144,8 @@ def drawn_or_said(draw, trainer: pl.Trainer, pl_module, name: str) -> None:
 
 def publish(trainer: pl.Trainer, figure, run_dir: Path, tag: str, metadata: dict | None = None) -> None:
     """``<tag>.png`` in the run directory (800 x 500 pixels) and ``tag`` in TensorBoard's Images tab."""
-    figure.savefig(run_dir / f"{tag}.png", dpi=100, metadata=metadata)
+    with written_whole(run_dir / f"{tag}.png") as temporary:
+        figure.savefig(temporary, format="png", dpi=100, metadata=metadata)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(tag, figure, global_step=max(completed_step(trainer), 0))

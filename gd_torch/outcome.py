@@ -105,6 +105,11 @@ def failure_message(exception: BaseException) -> str:
 _OUTCOMES: "weakref.WeakKeyDictionary[pl.Trainer, Outcome]" = weakref.WeakKeyDictionary()
 
 
+def decided(trainer: pl.Trainer) -> bool:
+    """Whether the run has ended and its outcome been decided (training started, then stopped)."""
+    return trainer in _OUTCOMES
+
+
 def outcome_of(
     trainer: pl.Trainer, pl_module: pl.LightningModule | None = None, exception: BaseException | None = None
 ) -> Outcome:

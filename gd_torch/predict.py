@@ -9,9 +9,7 @@ written whole or not at all. Exit code 0, or 2 with one ``error:`` line for a ba
 
 import argparse
 import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ import torch
 from gd_torch.api import load_run
 from gd_torch.data import read_columns
 from gd_torch.errors import ConfigError
+from gd_torch.files import written_whole
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -40,25 +39,19 @@ def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: st
     header = [name.strip() for name in table[0]]
     if "prediction" in header:
         raise ConfigError(f"--input: {source} already has a column 'prediction'; rename it to keep it apart")
-    write_atomically(
+    write_rows(
         Path(output_path),
         [[*table[0], "prediction"]] + [[*row, f"{value:.9g}"] for row, value in zip(table[1:], predicted, strict=True)],
     )
     return len(predicted)
 
 
-def write_atomically(path: Path, rows: list[list[str]]) -> None:
-    """All of ``rows`` as CSV at ``path``, or nothing: a temporary file beside it, renamed into place."""
+def write_rows(path: Path, rows: list[list[str]]) -> None:
+    """All of ``rows`` as CSV at ``path``, or nothing."""
     if not path.parent.is_dir():
         raise ConfigError(f"--output: {path.parent} is not a directory")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as file:
-            csv.writer(file).writerows(rows)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with written_whole(path) as temporary, temporary.open("w", newline="") as file:
+        csv.writer(file).writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

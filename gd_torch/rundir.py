@@ -24,10 +24,11 @@ def file_loggers_first(loggers: list[Logger]) -> list[Logger]:
     return sorted(loggers, key=lambda lg: not isinstance(lg, TensorBoardLogger))  # a stable sort
 
 
-def claim_run_directories(loggers: list[Logger], keys: dict[int, str]) -> None:
+def claim_run_directories(loggers: list[Logger], keys: dict[int, str], made: list[Path]) -> None:
     """Reserve a new version directory for every logger that writes files (TensorBoard, CSV); loggers
     of the same ``save_dir/name`` share one. ``keys`` gives each logger's config key (by id), for
-    the error lines. Only rank zero of a DDP run calls this: its directory is the others' too."""
+    the error lines; each directory goes into ``made`` the moment it exists (a signal may come
+    between two). Only rank zero of a DDP run calls this: its directory is the others' too."""
     claimed: dict[str, int | str] = {}  # root directory -> the version reserved there
     for logger in loggers:
         if not isinstance(logger, FileLogger):
@@ -36,18 +37,19 @@ def claim_run_directories(loggers: list[Logger], keys: dict[int, str]) -> None:
         if root in claimed and version_of(logger) is None:
             pin_version(logger, claimed[root])  # the same run directory as the logger before it
             continue
-        claimed[root] = reserve(logger, keys[id(logger)])
+        made.append(reserve(logger, keys[id(logger)]))
+        claimed[root] = logger.version
     for logger in loggers:
         if isinstance(logger, CSVLogger):
             _ = logger.experiment  # its writer, made while the directory is still empty (else it warns)
 
 
-def reserve(logger: FileLogger, key: str) -> int | str:
+def reserve(logger: FileLogger, key: str) -> Path:
     problem = why_not_writable(logger.save_dir)
     if problem:
         raise ConfigError(f"{key}.init_args.save_dir: cannot write runs to {logger.save_dir}: {problem}")
     try:
-        reserve_run_directory(logger)
+        return reserve_run_directory(logger)
     except FileExistsError:
         raise ConfigError(
             f"{key}.init_args.version: {logger.log_dir} already exists;"
@@ -57,7 +59,6 @@ def reserve(logger: FileLogger, key: str) -> int | str:
         raise ConfigError(
             f"{key}.init_args.save_dir: cannot write runs to {logger.save_dir}: {error.strerror}: {error.filename}"
         ) from None
-    return logger.version
 
 
 def why_not_writable(save_dir: str | Path) -> str | None:

@@ -140,6 +140,9 @@ class GracefulInterrupt(StopRule):
     what ``timeout``, SLURM and Kubernetes send before stopping a job (``stop_reason: "terminated"``,
     exit code 143); a second Ctrl-C stops at once (the checkpoint is then the last whole one).
 
+    From the first step on, that is: before it, the command's own handlers (:mod:`gd_torch.signals`)
+    end the set-up at once, and they are back once the run is over.
+
     Under DDP the request is shared over the process group at every step, so a signal to any process
     stops all of them after the same step.
     """
@@ -150,10 +153,16 @@ class GracefulInterrupt(StopRule):
         self._requested: str | None = None
         self._previous: dict[int, object] = {}
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # The handlers to put back at the end: those from before Lightning's own (it adds a SIGTERM
+        # handler of its own just before training, which this one replaces while training runs).
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.getsignal(signum) for signum in self.REASONS}
+
     def on_train_start(self, trainer, pl_module) -> None:
         if threading.current_thread() is threading.main_thread():
             for signum in self.REASONS:
-                self._previous[signum] = signal.signal(signum, self._request_stop)
+                signal.signal(signum, self._request_stop)
 
     def _request_stop(self, signum, frame) -> None:
         self._requested = self._requested or self.REASONS[signum]
@@ -170,5 +179,6 @@ class GracefulInterrupt(StopRule):
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            if previous is not None:  # None: a handler not installed from Python, left as it is
+                signal.signal(signum, previous)
         self._previous.clear()

@@ -2,10 +2,12 @@
 
 import sys
 
+from gd_torch import signals  # the standard library only: installed before seconds of imports
+
 if __name__ == "__main__":
+    signals.install()  # Ctrl-C or SIGTERM while torch and Lightning load: nothing started, nothing to keep
     try:
-        from gd_torch.cli import run  # torch and Lightning: seconds of imports
-    except KeyboardInterrupt:  # Ctrl-C while they load: nothing started, nothing to keep
-        print("Interrupted before training started.", file=sys.stderr)
-        sys.exit(130)
+        from gd_torch.cli import run
+    except signals.StoppedBeforeTraining as stop:
+        sys.exit(signals.say(stop))
     sys.exit(run())

@@ -75,18 +75,50 @@ def test_sigterm_ends_the_run_like_ctrl_c_then_resume(tmp_path, train, long_arti
     resume_matches_a_whole_run(train, long_article, last, summary["steps"])
 
 
-def test_ctrl_c_while_the_command_loads(tmp_path):
+BEFORE_TRAINING = pytest.mark.parametrize(
+    "signum, exit_code, line",
+    [(signal.SIGINT, 130, "Interrupted before training started."),
+     (signal.SIGTERM, 143, "Terminated before training started.")],
+    ids=["ctrl-c", "sigterm"],
+)  # fmt: skip
+
+
+@BEFORE_TRAINING
+def test_a_signal_while_the_command_loads(tmp_path, signum, exit_code, line):
     """Python's -X importtime reports each import on stderr as it completes: the signal comes once
     Lightning's own modules are being imported, the slow part of the start."""
     process = start(save_dir=tmp_path, python=("-X", "importtime"))
-    for line in process.stderr:
-        if "lightning.pytorch" in line:
-            process.send_signal(signal.SIGINT)
+    for said in process.stderr:
+        if "lightning.pytorch" in said:
+            process.send_signal(signum)
             break
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == exit_code
     said = [line for line in err.splitlines() if not line.startswith("import time:")]
-    assert said == ["Interrupted before training started."] and out == ""
+    assert said == [line] and out == ""
+    assert run_dirs(tmp_path) == []
+
+
+@BEFORE_TRAINING
+def test_a_signal_during_the_set_up_leaves_no_run_directory(tmp_path, signum, exit_code, line):
+    """The curvature of a 1M-parameter MLP takes seconds before the first step, after the run
+    directory was claimed: the signal, sent as soon as the directory exists, ends the command at
+    once, with one line, and the directory is taken back."""
+    argv = command(
+        "--config", str(REPO / "configs" / "synthetic.yaml"), "--model.model=gd_torch.models.MLP",
+        "--model.model.init_args.hidden=[1024, 1024]", save_dir=tmp_path,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    while not run_dirs(tmp_path):  # waiting for the directory, not for a time
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == exit_code, err
+    assert "Training on" not in out  # it came during the set-up, before the first step
+    assert err.splitlines()[-1] == line and "Traceback" not in err
     assert run_dirs(tmp_path) == []
 
 
