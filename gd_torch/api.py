@@ -101,6 +101,7 @@ def fit(config: str | Path | dict, *flags: str) -> Run:
     """
     from gd_torch.cli import build, train  # Lightning: imported when a run is made
     from gd_torch.history import InMemoryLogger
+    from gd_torch.rundir import run_directory
     from gd_torch.summary import RunSummary
 
     with _config_file(config) as path, _without_command_line_arguments():
@@ -110,7 +111,7 @@ def fit(config: str | Path | dict, *flags: str) -> Run:
     code = train(cli)
     summary = next((c.summary for c in cli.trainer.callbacks if isinstance(c, RunSummary)), None) or {}
     model = copy.deepcopy(cli.model.predictor()).cpu().eval() if summary.get("stop_reason") != "failed" else None
-    return Run(code, Path(cli.trainer.log_dir), summary, model, dict(memory.history))
+    return Run(code, run_directory(cli.trainer), summary, model, dict(memory.history))
 
 
 @contextmanager

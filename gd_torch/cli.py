@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
+from gd_torch.adapters.loggers import FileLogger
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
 from gd_torch.dashboard import Dashboard
@@ -35,8 +36,15 @@ from gd_torch.files import write_atomically
 from gd_torch.module import GradientDescent
 from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, decided, failure_message, outcome_of
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
-from gd_torch.resume import check_checkpoint
-from gd_torch.rundir import claim_run_directories, file_loggers_first
+from gd_torch.resume import LAST, check_checkpoint, latest_run
+from gd_torch.rundir import (
+    claim_mlflow_run_directory,
+    claim_run_directories,
+    file_loggers_first,
+    reuse_run_directory,
+    root_of,
+    run_directory,
+)
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -75,14 +83,16 @@ class SaveConfig(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.already_saved:
             return
-        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
         self.already_saved = True
         if not trainer.is_global_zero:
             return
         text = self.parser.dump(self.config, skip_none=False)
+        path = run_dir / self.config_filename
+        resumed_here = path.exists()  # --ckpt_path last: TensorBoard has the text from the first start
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(run_dir / self.config_filename, text)
-        if isinstance(trainer.logger, TensorBoardLogger):  # the first logger: see claim_run_directory
+        write_atomically(path, text)
+        if isinstance(trainer.logger, TensorBoardLogger) and not resumed_here:  # the first logger: see rundir
             code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
             trainer.logger.experiment.add_text("config", code_block, global_step=0)
 
@@ -119,7 +129,8 @@ class GradientDescentCLI(LightningCLI):
             "--ckpt_path",
             type=str | None,
             default=None,
-            help="Resume from this checkpoint, e.g. runs/article/version_0/checkpoints/last.ckpt",
+            help="Resume from this checkpoint (e.g. runs/article/version_0/checkpoints/last.ckpt), or 'last':"
+            " the latest run of this config, in its own directory (a new run when there is none)",
         )
 
     def parse_arguments(self, parser, args) -> None:
@@ -150,7 +161,7 @@ class GradientDescentCLI(LightningCLI):
                 " use 'auto' (CUDA when available, else the CPU) or 'cpu'"
             )
         ckpt_path = self.config.ckpt_path
-        if ckpt_path is not None and not Path(ckpt_path).is_file():
+        if ckpt_path not in (None, LAST) and not Path(ckpt_path).is_file():
             raise ConfigError(f"ckpt_path: no checkpoint file at {ckpt_path}")
 
     def instantiate_classes(self) -> None:
@@ -170,22 +181,55 @@ class GradientDescentCLI(LightningCLI):
         directory last, once everything else is known to be valid."""
         self.check_data_and_model()
         section = self.config_dump["model"]
-        if self.config.ckpt_path is not None:
+        self.ckpt_path = self.config.ckpt_path
+        self.resumed_in: Path | None = None  # --ckpt_path last: the earlier run this one continues
+        if self.ckpt_path == LAST:
+            self.ckpt_path = self.latest_checkpoint()
+        step = 0
+        if self.ckpt_path is not None:
             optimizer = (section.get("optimizer") or {}).get("class_path")
             features = getattr(self.datamodule, "features", None)
-            check_checkpoint(Path(self.config.ckpt_path), self.model.model, features, optimizer)
+            step = check_checkpoint(Path(self.ckpt_path), self.model.model, features, optimizer)
+        if self.resumed_in is not None:
+            self.say(f"Resuming {self.resumed_in} from its last checkpoint (step {step})")
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
         # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
         self.model.hparams.update(model=section["model"], optimizer=section.get("optimizer"))
-        self.claim_run_directory()
+        self.claim_run_directory(step)
 
-    def claim_run_directory(self) -> None:
+    def latest_checkpoint(self) -> str | None:
+        """``--ckpt_path last``: the checkpoint of the latest run of this config, to go on with in its
+        own directory (a job restarted by torchrun or requeued by SLURM finds its run again); None
+        when there is none yet."""
+        root = root_of(self.trainer.loggers)
+        if root is None:
+            raise ConfigError(
+                "ckpt_path: last resumes the latest run in the directory of a TensorBoardLogger or CSVLogger,"
+                " and this run has neither; give the checkpoint's path instead"
+            )
+        self.resumed_in = latest_run(root)
+        if self.resumed_in is None:
+            self.say(f"No run in {root} to resume: starting a new one")
+            return None
+        return str(self.resumed_in / "checkpoints" / "last.ckpt")
+
+    def say(self, line: str) -> None:
+        if self.trainer.is_global_zero:
+            print(line, flush=True)
+
+    def claim_run_directory(self, step: int) -> None:
         loggers = list(self.trainer.loggers)
         keys = {
             id(lg): "trainer.logger" if len(loggers) == 1 else f"trainer.logger[{i}]" for i, lg in enumerate(loggers)
         }
         self.trainer.loggers = file_loggers_first(loggers)
-        if self.trainer.is_global_zero:  # the other processes of a DDP run write nothing
+        if not self.trainer.is_global_zero:
+            return  # the other processes of a DDP run write nothing
+        if self.resumed_in is not None:
+            reuse_run_directory(self.trainer.loggers, self.resumed_in, step)
+        elif self.trainer.loggers and not isinstance(self.trainer.loggers[0], FileLogger):
+            claim_mlflow_run_directory(self.trainer, self.claimed)
+        else:
             claim_run_directories(self.trainer.loggers, keys, self.claimed)
 
     def take_back_run_directories(self) -> None:
@@ -296,7 +340,7 @@ def train(cli: GradientDescentCLI) -> int:
     """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
     trainer = cli.trainer
     try:
-        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
     except signals.StoppedBeforeTraining as stop:
         if not decided(trainer):  # during the set-up: nothing trained, nothing to keep
             cli.take_back_run_directories()
@@ -322,7 +366,7 @@ def train(cli: GradientDescentCLI) -> int:
     elif outcome.reason in ("interrupted", "terminated"):
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
         if last:
-            config = Path(trainer.log_dir) / "config.yaml"
+            config = run_directory(trainer) / "config.yaml"
             resume = f"python scripts/train.py --config {config} --ckpt_path {last}"
             print(f"{outcome.reason.capitalize()}. Resume with: {resume}")
     return outcome.exit_code

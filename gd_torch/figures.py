@@ -26,6 +26,7 @@ from gd_torch.models import evaluating
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.optimum import least_squares
 from gd_torch.outcome import outcome_of
+from gd_torch.rundir import run_directory
 from gd_torch.stopping import completed_step
 
 
@@ -86,7 +87,7 @@ class TrajectoryFigure(pl.Callback):
             drawn_or_said(self._draw, trainer, pl_module, "trajectory.png")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
         points = splits_of(trainer.datamodule).get("train")
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
@@ -172,7 +173,7 @@ class FitFigure(pl.Callback):
         drawn_or_said(self._draw, trainer, pl_module, "fit.png")  # a diverged model may not be drawable
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
         splits = splits_of(trainer.datamodule)
         if not trainer.is_global_zero or not splits or not isinstance(pl_module, GradientDescent):
             return
@@ -239,7 +240,7 @@ class LossFigure(pl.Callback):
         drawn_or_said(self._draw, trainer, None, "loss.png")  # how a diverging or failing run got there
 
     def _draw(self, trainer: pl.Trainer) -> None:
-        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
         if not trainer.is_global_zero or not self._losses:
             return
         losses = torch.stack(self._losses).double().cpu()

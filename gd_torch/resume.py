@@ -1,6 +1,7 @@
-"""The checks a checkpoint passes before a run resumes from it: a file Lightning wrote, of this model
-(the same parameter names and shapes, standardized or not alike) and of this optimizer. Said before
-anything is written, naming what does not fit."""
+"""Resuming: ``--ckpt_path last`` finds the run to resume, and a checkpoint passes its checks before a
+run resumes from it: a file Lightning wrote, of this model (the same parameter names and shapes,
+standardized or not alike) and of this optimizer. Said before anything is written, naming what does
+not fit."""
 
 from pathlib import Path
 
@@ -13,9 +14,21 @@ from gd_torch.errors import ConfigError, one_line
 SGD = "torch.optim.SGD"
 
 
-def check_checkpoint(path: Path, model: nn.Module, features: Features | None, optimizer: str | None) -> None:
+LAST = "last"  # --ckpt_path last: Lightning's own spelling for "the latest checkpoint"
+
+
+def latest_run(root: Path) -> Path | None:
+    """The run directory under ``root`` (``<save_dir>/<name>``) whose ``checkpoints/last.ckpt`` was
+    written last, or None when no run there has one."""
+    checkpoints = [path for path in root.glob("*/checkpoints/last.ckpt") if path.is_file()]
+    if not checkpoints:
+        return None
+    return max(checkpoints, key=lambda path: path.stat().st_mtime_ns).parent.parent
+
+
+def check_checkpoint(path: Path, model: nn.Module, features: Features | None, optimizer: str | None) -> int:
     """Raise :class:`ConfigError` unless ``path`` can resume a run of ``model`` on data with ``features``
-    and the optimizer of class path ``optimizer`` (None: SGD)."""
+    and the optimizer of class path ``optimizer`` (None: SGD). Returns the step it was saved at."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # junk, a truncated file, or one the installed versions cannot read
@@ -51,6 +64,7 @@ def check_checkpoint(path: Path, model: nn.Module, features: Features | None, op
     ours = optimizer or SGD
     if theirs != ours:
         raise ConfigError(f"ckpt_path: {path} was trained with {theirs}; this run's optimizer is {ours}")
+    return checkpoint.get("global_step", 0)
 
 
 def listed(names: list[str], shown: int = 4) -> str:

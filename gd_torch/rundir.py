@@ -1,27 +1,65 @@
 """Run directories: ``<save_dir>/<name>/version_<n>/``, one per run, never shared or overwritten.
 
-They are claimed after every check that can fail on bad input, so an invalid config leaves nothing.
+With MLflow as the only logger, the run's files (config.yaml, summary.json, the pictures, checkpoints)
+go to ``<trainer.default_root_dir>/runs/<experiment name>/<MLflow run id>/``, and to MLflow as
+artifacts. They are claimed after every check that can fail on bad input, so an invalid config
+leaves nothing.
 """
 
 import os
 from pathlib import Path
 
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from gd_torch.adapters.loggers import FileLogger, next_version, pin_version, version_of
+from gd_torch.adapters.loggers import FileLogger, experiment_name, is_mlflow, next_version, pin_version, version_of
+from gd_torch.adapters.tensorboard import purge_from
 from gd_torch.errors import ConfigError
 
 
 def file_loggers_first(loggers: list[Logger]) -> list[Logger]:
-    """The loggers with the TensorBoard ones first: Lightning puts the run's files (config.yaml,
-    checkpoints) in the first logger's directory. Raises ConfigError when none writes files."""
-    if loggers and not any(isinstance(lg, FileLogger) for lg in loggers):
+    """The loggers that write files first, TensorBoard's before CSV's: Lightning puts the run's files
+    (config.yaml, checkpoints) in the first logger's directory. Raises ConfigError when none writes
+    files and the first is not MLflow's (whose run names a directory of its own)."""
+    if loggers and not any(isinstance(lg, FileLogger) for lg in loggers) and not is_mlflow(loggers[0]):
         names = ", ".join(type(lg).__name__ for lg in loggers)
         raise ConfigError(
             f"trainer.logger: a run keeps its files (config.yaml, summary.json, checkpoints) in the directory of a"
-            f" TensorBoardLogger or CSVLogger; add one beside {names}"
+            f" TensorBoardLogger or CSVLogger, or of an MLFlowLogger's run; add one beside {names}"
         )
-    return sorted(loggers, key=lambda lg: not isinstance(lg, TensorBoardLogger))  # a stable sort
+    # TensorBoard first, then CSV, then the others, each in the config's order (a stable sort).
+    return sorted(loggers, key=lambda lg: (not isinstance(lg, TensorBoardLogger), not isinstance(lg, FileLogger)))
+
+
+def run_directory(trainer: pl.Trainer) -> Path:
+    """The run's own directory: the first logger's version directory, or with MLflow alone, the one
+    named after its run. A broadcast under DDP: every process must ask."""
+    loggers = trainer.loggers
+    if not loggers or isinstance(loggers[0], FileLogger) or not is_mlflow(loggers[0]):
+        return Path(trainer.log_dir)
+    path = str(mlflow_run_directory(loggers[0], trainer.default_root_dir)) if trainer.is_global_zero else None
+    return Path(trainer.strategy.broadcast(path))
+
+
+def mlflow_run_directory(logger: Logger, root: str | Path) -> Path:
+    return Path(root) / "runs" / experiment_name(logger) / logger.run_id
+
+
+def claim_mlflow_run_directory(trainer: pl.Trainer, made: list[Path]) -> None:
+    """MLflow alone: the MLflow run is started now (its id names the directory), and the checkpoints
+    without a directory of their own are kept in this one, not in Lightning's ``<experiment id>/<run
+    id>/checkpoints`` under the working directory."""
+    logger = trainer.loggers[0]
+    run_dir = mlflow_run_directory(logger, trainer.default_root_dir)
+    problem = why_not_writable(run_dir.parent)
+    if problem:
+        raise ConfigError(f"trainer.default_root_dir: cannot write runs to {run_dir.parent}: {problem}")
+    run_dir.mkdir(parents=True)  # a new MLflow run id: never an earlier run's
+    made.append(run_dir)
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            callback.dirpath = str(run_dir / "checkpoints")
 
 
 def claim_run_directories(loggers: list[Logger], keys: dict[int, str], made: list[Path]) -> None:
@@ -42,6 +80,26 @@ def claim_run_directories(loggers: list[Logger], keys: dict[int, str], made: lis
     for logger in loggers:
         if isinstance(logger, CSVLogger):
             _ = logger.experiment  # its writer, made while the directory is still empty (else it warns)
+
+
+def root_of(loggers: list[Logger]) -> Path | None:
+    """Where the runs of this config live (``<save_dir>/<name>`` of the first logger that writes
+    files), or None when none does."""
+    first = next((logger for logger in loggers if isinstance(logger, FileLogger)), None)
+    return Path(first.root_dir) if first is not None else None
+
+
+def reuse_run_directory(loggers: list[Logger], run_dir: Path, step: int) -> None:
+    """Resume in ``run_dir``, an earlier run of this config: the file loggers of its root write there
+    again, TensorBoard's from ``step`` on (what the earlier run logged past its checkpoint is dropped)."""
+    name = run_dir.name
+    number = name.removeprefix("version_")
+    version: int | str = int(number) if name.startswith("version_") and number.isdigit() else name
+    for logger in loggers:
+        if isinstance(logger, FileLogger) and Path(logger.root_dir).absolute() == run_dir.parent.absolute():
+            pin_version(logger, version)
+            if isinstance(logger, TensorBoardLogger):
+                purge_from(logger, step)
 
 
 def reserve(logger: FileLogger, key: str) -> Path:

@@ -18,6 +18,7 @@ from gd_torch.files import write_atomically
 from gd_torch.history import InMemoryLogger
 from gd_torch.models import in_data_units
 from gd_torch.outcome import Outcome, outcome_of
+from gd_torch.rundir import run_directory
 from gd_torch.signals import StoppedBeforeTraining
 from gd_torch.stopping import Convergence
 
@@ -106,7 +107,7 @@ class RunSummary(pl.Callback):
                 summary["curvature"]["predicted_steps"] = predicted[0]
                 summary["curvature"]["predicted_steps_exact"] = predicted[1]
         summary |= {"stop_reason": outcome.reason, "device": str(pl_module.device), "seconds": round(seconds, 3)}
-        run_dir = Path(trainer.log_dir)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
         if not trainer.is_global_zero:
             return
         self.summary = summary

@@ -29,7 +29,8 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, hel
         f"--model.reduction={reduction}",
         f"--model.learning_rate={learning_rate}",
         "--trainer.max_steps=40",
-        "--trainer.callbacks=[]",
+        "--trainer.callbacks=[gd_torch.progress.StepProgressBar]",
+        "--trainer.enable_progress_bar=true",
     )
     ddp = run_command(
         "--config",
@@ -44,6 +45,8 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, hel
     assert "Training on cpu, 2 processes" in ddp.stdout
     one = train(*args)
     assert one.exit_code == 0
+    # One progress bar, rank zero's, as with one process: each bar starts with a "Training:" frame.
+    assert bars_started(ddp.stdout) == bars_started(one.stdout) >= 1
     for tag in TAGS + (("val/loss",) if held_out else ()):
         two_processes, one_process = ddp.scalars(tag), one.scalars(tag)
         steps = list(range(4, 41, 4)) if tag == "val/loss" else list(range(40))
@@ -55,6 +58,10 @@ def test_two_processes_follow_one(tmp_path, train, reduction, learning_rate, hel
     assert summary["curvature"] == pytest.approx(one.summary["curvature"], rel=1e-9)  # over all points, once
     for split, metrics in one.summary["metrics"].items():
         assert summary["metrics"][split] == pytest.approx(metrics, rel=1e-5)
+
+
+def bars_started(console: str) -> int:
+    return sum(frame.startswith("Training:") for frame in console.replace("\r", "\n").splitlines())
 
 
 def test_sigterm_to_one_process_stops_both_after_the_same_step(tmp_path):

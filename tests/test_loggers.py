@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import torch
 import yaml
 
 from gd_torch.cli import main
@@ -71,14 +72,42 @@ def test_tensorboard_and_csv_share_the_run_directory_and_the_steps(tmp_path, cap
     assert f"view it: tensorboard --logdir {run_dir}" in out and f"metrics: {run_dir / 'metrics.csv'}" in out
 
 
-def test_a_run_needs_a_logger_that_keeps_its_files(tmp_path, capsys):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow_only = {"class_path": "lightning.pytorch.loggers.MLFlowLogger", "init_args": {"tracking_uri": store}}
-    assert main(["--config", str(ARTICLE), "--config", loggers_config(tmp_path, mlflow_only)]) == 2
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # MLflow logs too
+def test_a_run_needs_a_logger_with_a_directory(tmp_path, capsys):
+    in_memory = {"class_path": "gd_torch.history.InMemoryLogger"}  # keeps its values, writes no files
+    assert main(["--config", str(ARTICLE), "--config", loggers_config(tmp_path, in_memory)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: trainer.logger:")
-    assert "TensorBoardLogger or CSVLogger" in line and "MLFlowLogger" in line
+    assert "TensorBoardLogger or CSVLogger, or of an MLFlowLogger's run" in line and "InMemoryLogger" in line
     assert run_dirs(tmp_path) == []
+
+
+@pytest.mark.slow  # MLflow's import alone takes seconds
+def test_mlflow_alone_keeps_the_run_files_in_a_directory_named_after_its_run(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_only = {"class_path": "lightning.pytorch.loggers.MLFlowLogger",
+                   "init_args": {"tracking_uri": store, "experiment_name": "article",
+                                 "artifact_location": str(tmp_path / "artifacts")}}  # fmt: skip
+    argv = ["--config", str(ARTICLE), "--config", loggers_config(tmp_path, mlflow_only)]
+    assert main([*argv, f"--trainer.default_root_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("  mlflow: ")]
+    assert line.startswith(f"  mlflow: {store}, run ")
+    run_id = line.rsplit(" ", 1)[1]
+    run_dir = tmp_path / "runs" / "article" / run_id
+    assert f"  run directory: {run_dir}\n" in out
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoints", "config.yaml", "summary.json", "trajectory.png"]  # fmt: skip
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 30
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 30
+    client = MlflowClient(store)
+    b_column, _ = article_columns()
+    intercept = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "params/intercept"))
+    assert [round(v, 4) for _, v in intercept] == b_column
+    assert {"config.yaml", "summary.json", "trajectory.png"} <= {a.path for a in client.list_artifacts(run_id)}
+    assert not list(tmp_path.glob("[0-9]*"))  # not Lightning's <experiment id>/<run id>/checkpoints
 
 
 @pytest.fixture

@@ -75,6 +75,31 @@ def test_sigterm_ends_the_run_like_ctrl_c_then_resume(tmp_path, train, long_arti
     resume_matches_a_whole_run(train, long_article, last, summary["steps"])
 
 
+def test_ckpt_path_last_goes_on_in_the_killed_runs_own_directory(tmp_path, long_article):
+    """The same command twice, as a restarted job runs it: killed with kill -9 at step 900 (its newest
+    checkpoint is at 500, its event file already holds steps past that), then run again: it resumes in
+    the same directory, and TensorBoard holds each step once, with the uninterrupted run's values."""
+    flags = ("--checkpoint.every_n_steps=500", "--ckpt_path=last")
+    process = start(*flags, save_dir=tmp_path)
+    first_line = process.stdout.readline()
+    signal_at_step(process, 900, signal.SIGKILL)
+    (run_dir,) = run_dirs(tmp_path)
+    assert first_line == f"No run in {run_dir.parent} to resume: starting a new one\n"
+    cut = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    assert cut == 500
+    assert max(step for step, _ in scalars(run_dir, "train/loss")) >= cut  # steps that will come again
+
+    again = start(*flags, save_dir=tmp_path)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert f"Resuming {run_dir} from its last checkpoint (step {cut})" in out
+    assert run_dirs(tmp_path) == [run_dir]
+    for tag in TAGS:
+        assert scalars(run_dir, tag) == long_article.scalars(tag)  # every step once, the same float32 values
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == STEPS and summary["params"] == long_article.summary["params"]
+
+
 BEFORE_TRAINING = pytest.mark.parametrize(
     "signum, exit_code, line",
     [(signal.SIGINT, 130, "Interrupted before training started."),

@@ -1,5 +1,5 @@
 """Lightning's file-writing loggers (TensorBoard, CSV) and MLflow's: which version directory a logger
-writes to, and where an MLflow logger sends its runs.
+writes to, and where an MLflow logger sends its runs, under which experiment name.
 
 A run directory is claimed before training (``gd_torch.rundir``): the loggers pick ``max(existing
 version) + 1`` by listing the directory, so two runs started at once would share a version. Lightning
@@ -30,6 +30,11 @@ def next_version(logger: FileLogger) -> int:
 def tracking_uri(logger: Logger) -> str | None:
     """Where an MLFlowLogger sends its runs (without importing mlflow); None for other loggers."""
     return logger._tracking_uri if is_mlflow(logger) else None
+
+
+def experiment_name(logger: MLFlowLogger) -> str:
+    """The MLflow experiment's name as configured (its id is a number the server picks)."""
+    return logger._experiment_name
 
 
 def is_mlflow(logger: Logger) -> bool:

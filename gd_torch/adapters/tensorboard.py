@@ -1,5 +1,5 @@
-"""TensorBoard's writer, below ``SummaryWriter.add_scalar``: one event holding many tags, and the
-Custom Scalars layout.
+"""TensorBoard's writer, below ``SummaryWriter.add_scalar``: one event holding many tags, the
+Custom Scalars layout, and the purge step of a run resumed in its own directory.
 
 ``add_scalar`` writes one event per tag; a step of the dashboard holds a handful of tags, so one event
 per step (a ``Summary`` with one value per tag) is a fraction of the events and of the writer's queue
@@ -9,6 +9,7 @@ for a prepared ``Summary``: its file writer's ``add_summary`` is the one private
 
 from collections.abc import Iterable
 
+from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import custom_scalars
@@ -26,3 +27,13 @@ def add_layout(writer: SummaryWriter, layout: dict) -> None:
     ``SummaryWriter.add_custom_scalars`` writes the same summary; it is called through the file writer
     so that the layout event carries no step of its own (TensorBoard reads it from any step)."""
     writer._get_file_writer().add_summary(custom_scalars(layout))
+
+
+def purge_from(logger: TensorBoardLogger, step: int) -> None:
+    """Make the logger's writer start with TensorBoard's purge marker at ``step``: readers (TensorBoard,
+    its ``EventAccumulator``) then drop what earlier event files of the directory hold from ``step`` on,
+    so a run resumed there shows each step once. ``SummaryWriter(purge_step=...)`` is the public form;
+    the logger makes its writer later, from the keyword arguments it keeps."""
+    if logger._experiment is not None:
+        raise RuntimeError("purge_from must be called before the logger's writer is made")
+    logger._kwargs["purge_step"] = step
