@@ -33,6 +33,7 @@ from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.files import write_atomically
+from gd_torch.launch import torchrun_restart_warning
 from gd_torch.module import GradientDescent
 from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, decided, failure_message, outcome_of
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
@@ -180,6 +181,9 @@ class GradientDescentCLI(LightningCLI):
         """Check what needs the data, keep the model's config for checkpoints, and claim the run
         directory last, once everything else is known to be valid."""
         self.check_data_and_model()
+        warning = torchrun_restart_warning()
+        if warning and self.trainer.is_global_zero:
+            print(warning, file=sys.stderr, flush=True)
         section = self.config_dump["model"]
         self.ckpt_path = self.config.ckpt_path
         self.resumed_in: Path | None = None  # --ckpt_path last: the earlier run this one continues

@@ -113,3 +113,18 @@ def test_only_inapplicable_framework_notices_are_silenced(caplog):
         rank_zero_info("GPU available: False, used: False")
         rank_zero_info("`Trainer.fit` stopped: `max_steps=30` reached.")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+
+
+def test_a_warning_under_torchrun_restarts_with_the_shared_store(monkeypatch):
+    """The variables torchrun gives its workers: with restarts and the shared rendezvous store, a
+    restarted gloo group may read the previous group's addresses; the line says what to set."""
+    from gd_torch.launch import torchrun_restart_warning
+
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "2")
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in torchrun_restart_warning()
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")  # what that variable makes torchrun say
+    assert torchrun_restart_warning() is None
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "0")
+    assert torchrun_restart_warning() is None

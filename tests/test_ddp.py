@@ -3,13 +3,17 @@ points, and the run follows the single-process trajectory, logged once, for both
 validation split, val/loss and the metrics are those of one process too."""
 
 import json
+import os
+import re
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ARTICLE, REPO, command, run_command, run_dirs
+from conftest import ARTICLE, REPO, command, run_command, run_dirs, scalars
 
 pytestmark = pytest.mark.slow  # real processes or many runs
 
@@ -100,3 +104,65 @@ def test_a_time_based_checkpoint_due_at_every_step_does_not_hang(tmp_path):
     assert run.summary["steps"] == 300 and run.summary["stop_reason"] == "max_steps"
     checkpoint = torch.load(run.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 300
+
+
+def torchrun(save_dir, *args: str) -> list[str]:
+    """The article on 2 CPU processes under torchrun, which restarts the group (twice at most) when a
+    worker fails; every start resumes the latest run."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=2",
+        "scripts/train.py", "--config", str(ARTICLE), "--trainer.strategy=ddp", "--trainer.devices=2",
+        "--trainer.accelerator=cpu", "--ckpt_path=last", *args, "--trainer.logger.init_args.save_dir", str(save_dir),
+    ]  # fmt: skip
+
+
+def worker_of_rank(agent: int, rank: int) -> int:
+    """The pid of torchrun's worker of ``rank`` (a child of the agent, with RANK in its environment)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if parent == agent and f"RANK={rank}".encode() in environment:
+            return int(entry.name)
+    raise AssertionError(f"no worker of rank {rank} under {agent}")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker through /proc")
+def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_uninterrupted(tmp_path):
+    """kill -9 of rank 1 at step 300 or later: torchrun restarts both workers, which resume from the
+    newest checkpoint (every 200 steps) in the same run directory; the final parameters are those of
+    an uninterrupted torchrun run bit for bit, and TensorBoard holds each step once."""
+    flags = ("--trainer.max_steps=800", "--checkpoint.every_n_steps=200")
+    environment = os.environ | {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}  # see gd_torch/launch.py
+    whole = subprocess.run(
+        torchrun(tmp_path / "whole", *flags), cwd=REPO, capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    process = subprocess.Popen(
+        torchrun(tmp_path / "restarted", *flags), cwd=REPO, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    for line in process.stdout:
+        row = re.match(r"Step +(\d+) \|", line)
+        if row and int(row[1]) >= 300:
+            os.kill(worker_of_rank(process.pid, 1), signal.SIGKILL)
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "failed (exitcode: -9) local_rank: 1" in err  # torchrun's own line about the killed worker
+    (run_dir,) = run_dirs(tmp_path / "restarted")
+    (resumed,) = re.findall(rf"Resuming {re.escape(str(run_dir))} from its last checkpoint \(step (\d+)\)", out)
+    assert int(resumed) >= 200 and int(resumed) % 200 == 0
+    (whole_dir,) = run_dirs(tmp_path / "whole")
+    for tag in TAGS:
+        assert scalars(run_dir, tag) == scalars(whole_dir, tag)  # each step once, the same float32 values
+    summary, whole_summary = (json.loads((d / "summary.json").read_text()) for d in (run_dir, whole_dir))
+    assert summary["steps"] == 800 and summary["params"] == whole_summary["params"]
+    restarted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    uninterrupted = torch.load(whole_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    for name, value in uninterrupted["state_dict"].items():
+        assert torch.equal(restarted["state_dict"][name], value), name  # bit for bit
