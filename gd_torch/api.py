@@ -99,7 +99,7 @@ def fit(config: str | Path | dict, *flags: str) -> Run:
     Raises :class:`ConfigError`, whose message is the command's ``error:`` line, for invalid input;
     a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
     """
-    from gd_torch.cli import build, train  # Lightning: imported when a run is made
+    from gd_torch.command import build, train  # Lightning: imported when a run is made
     from gd_torch.history import InMemoryLogger
     from gd_torch.rundir import run_directory
     from gd_torch.summary import RunSummary

@@ -1,42 +1,35 @@
-"""The command line: ``python scripts/train.py --config configs/article.yaml [--section.key VALUE ...]``.
+"""The command line's parser and checks: ``--config FILE [--section.key VALUE ...]``.
 
 LightningCLI builds the parser from the constructors' typed arguments, so every argument of the
 Trainer, the LightningModule, the injected model and the DataModule is a config key and a dotted
-flag. ``main`` returns the exit code: 0 trained, 1 training failed (or diverged), 2 the config or
-the data is invalid (nothing trained, no run directory), 130 interrupted by Ctrl-C, 143 terminated.
+flag. Everything is built and checked here, and the run directory claimed last; nothing is trained
+(that is :mod:`gd_torch.command`'s).
 
-How the run ended is :mod:`gd_torch.outcome`'s; the checks before a run are in :mod:`gd_torch.checks`
-and :mod:`gd_torch.resume`, run directories in :mod:`gd_torch.rundir`, and jsonargparse's messages in
+The checks before a run are in :mod:`gd_torch.checks` and :mod:`gd_torch.resume`, run directories in
+:mod:`gd_torch.rundir`, the config files in :mod:`gd_torch.configfile`, and jsonargparse's messages in
 :mod:`gd_torch.adapters.jsonargparse`.
 """
 
-import gc
 import shutil
 import sys
-import traceback
 from pathlib import Path
 
 import torch
-import yaml
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.cli import LightningCLI
 
 from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
 from gd_torch.adapters.loggers import FileLogger
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
+from gd_torch.configfile import SaveConfig, check_yaml, config_files
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
-from gd_torch.files import write_atomically
 from gd_torch.launch import torchrun_restart_warning
 from gd_torch.module import GradientDescent
-from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, decided, failure_message, outcome_of
-from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
 from gd_torch.resume import LAST, check_checkpoint, latest_run
 from gd_torch.rundir import (
     claim_mlflow_run_directory,
@@ -44,7 +37,6 @@ from gd_torch.rundir import (
     file_loggers_first,
     reuse_run_directory,
     root_of,
-    run_directory,
 )
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
@@ -74,28 +66,6 @@ def trainer_defaults() -> dict:
             GracefulInterrupt(),
         ],
     }
-
-
-class SaveConfig(SaveConfigCallback):
-    """Saves the resolved config as ``config.yaml`` in the run directory, as Lightning does but written
-    whole (a temporary file renamed into place, like every run file), and shows it in TensorBoard's
-    Text tab (tag ``config``). A run resumed in its own directory writes the config it resumed with."""
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.already_saved:
-            return
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
-        self.already_saved = True
-        if not trainer.is_global_zero:
-            return
-        text = self.parser.dump(self.config, skip_none=False)
-        path = run_dir / self.config_filename
-        resumed_here = path.exists()  # --ckpt_path last: TensorBoard has the text from the first start
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-        if isinstance(trainer.logger, TensorBoardLogger) and not resumed_here:  # the first logger: see rundir
-            code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
-            trainer.logger.experiment.add_text("config", code_block, global_step=0)
 
 
 class GradientDescentCLI(LightningCLI):
@@ -276,117 +246,3 @@ class GradientDescentCLI(LightningCLI):
                     if getattr(item, "class_path", None) == class_path:
                         return f"{key}[{i}].init_args"
         return None
-
-
-def config_files(argv: list[str]) -> list[str]:
-    """The files given with ``--config FILE``, ``--config=FILE`` or ``-c FILE``."""
-    files = []
-    for i, arg in enumerate(argv):
-        if arg in ("--config", "-c") and i + 1 < len(argv):
-            files.append(argv[i + 1])
-        elif arg.startswith("--config="):
-            files.append(arg.removeprefix("--config="))
-    return files
-
-
-def check_yaml(path: str) -> None:
-    """A missing file or a YAML syntax error, said with the file and the line."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"--config: cannot read {path}: {error.strerror}") from None
-    try:
-        yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else path
-        problem = getattr(error, "problem", None) or one_line(str(error))
-        raise ConfigError(f"--config: invalid YAML in {where}: {problem}") from None
-
-
-def run() -> int:
-    """The command's entry point (``scripts/train.py``, ``gd-train``): ``main()`` in a process of its own."""
-    signals.install()  # already done by scripts/train.py before its imports; gd-train comes here first
-    # Importing torch and Lightning leaves millions of long-lived objects, and every garbage
-    # collection after that walks them all: ~0.6 s over a run of the article. None of them is
-    # garbage, so they are moved out of the collector's sight. A longer-lived process that calls
-    # main() itself, like the tests, keeps its collector as it is.
-    gc.freeze()
-    try:
-        code = main()
-    except signals.StoppedBeforeTraining as stop:
-        code = signals.say(stop)
-    except KeyboardInterrupt:  # a second Ctrl-C after the run's own ending: it has said all
-        code = EXIT_INTERRUPTED
-    signals.ignore()
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command: parse and check ``argv`` (the command line when None), train, return the exit code."""
-    try:
-        cli = build(argv)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    return train(cli)
-
-
-def build(argv: list[str] | None) -> GradientDescentCLI:
-    """The config parsed and every object built and checked, the run directory claimed; nothing
-    trained. Raises :class:`ConfigError` for invalid input."""
-    silence_inapplicable_warnings()
-    with held_back_until_valid():
-        return GradientDescentCLI(argv)
-
-
-def train(cli: GradientDescentCLI) -> int:
-    """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
-    trainer = cli.trainer
-    try:
-        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
-    except signals.StoppedBeforeTraining as stop:
-        if not decided(trainer):  # during the set-up: nothing trained, nothing to keep
-            cli.take_back_run_directories()
-            stop_other_processes(trainer, stop.signum)
-            raise
-        # Otherwise it came once the run had been summed up: the outcome stands.
-    except SystemExit:
-        # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup.
-        if trainer.interrupted:
-            return EXIT_INTERRUPTED
-        raise
-    except Exception as error:
-        # The exception is what happened, even when a callback had already recorded an outcome (an
-        # error in a callback's own end of the run, after the summary was written).
-        traceback.print_exc()
-        print(f"error: {failure_message(error)}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        end_process_group()
-    outcome = outcome_of(trainer, cli.model)
-    if outcome.reason == "diverged":
-        print(f"error: {outcome.message}", file=sys.stderr)
-    elif outcome.reason in ("interrupted", "terminated"):
-        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-        if last:
-            config = run_directory(trainer) / "config.yaml"
-            resume = f"python scripts/train.py --config {config} --ckpt_path {last}"
-            print(f"{outcome.reason.capitalize()}. Resume with: {resume}")
-    return outcome.exit_code
-
-
-def stop_other_processes(trainer: Trainer, signum: int) -> None:
-    """The signal reached this process alone (``kill PID``): the processes Lightning started for the
-    other ranks get it too, rather than waiting for this one in a collective."""
-    launcher = trainer.strategy.launcher
-    if launcher is not None and trainer.is_global_zero:
-        launcher.kill(signum)
-
-
-def end_process_group() -> None:
-    """Close the processes' connection (DDP on gloo) while the interpreter is whole. Lightning closes it
-    only for NCCL; a gloo group left to the interpreter's shutdown can abort the process
-    ("terminate called without an active exception") when a worker thread releases its last tensors."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()

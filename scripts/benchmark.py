@@ -8,7 +8,7 @@ Every row is the same job: the article's model (slope frozen, intercept learned)
 points of a noisy line, full batch, `mse_loss(reduction="mean")`, SGD at 0.1, one TensorBoard point
 per step for the loss, the slope, the intercept, its gradient, the step size and the learning rate.
 
-- gd_torch: `gd_torch.cli.main` with that config, as a user runs it (callbacks, checkpoint, summary).
+- gd_torch: `gd_torch.command.main` with that config, as a user runs it (callbacks, checkpoint, summary).
 - plain: a hand-written PyTorch loop over the same on-device tensors, writing the same tags with
   `SummaryWriter.add_scalar`; it keeps the values on the device and writes them every 100 steps, so
   it forces no per-step device sync either.
@@ -77,7 +77,7 @@ def per_step(times: list[float]) -> float:
 def run_gd_torch(n: int, steps: int, device: str, compile: bool) -> float:
     import lightning.pytorch as pl
 
-    from gd_torch.cli import main
+    from gd_torch.command import main
 
     times: list[float] = []
 

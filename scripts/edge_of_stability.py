@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gd_torch.cli import main
+from gd_torch.command import main
 
 REPO = Path(__file__).resolve().parents[1]
 LEARNING_RATES = (0.05, 0.1)

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from gd_torch.cli import main
+from gd_torch.command import main
 from gd_torch.outcome import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gd_torch.cli import main
+from gd_torch.command import main
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "configs" / "article.yaml"

@@ -64,7 +64,7 @@ def test_unknown_key_in_a_config_file_is_an_error(train, tmp_path):
 
 
 def test_help_lists_the_config_keys(capsys):
-    from gd_torch.cli import main
+    from gd_torch.command import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
@@ -75,7 +75,7 @@ def test_help_lists_the_config_keys(capsys):
 
 
 def test_print_config_shows_the_resolved_config(capsys):
-    from gd_torch.cli import main
+    from gd_torch.command import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--config", str(ARTICLE), "--model.learning_rate", "0.02", "--print_config"])

@@ -5,7 +5,7 @@ ends with one error line and exit code 2; never a traceback for invalid input.""
 import pytest
 import yaml
 
-from gd_torch.cli import main
+from gd_torch.command import main
 
 from conftest import REPO
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gd_torch import callbacks, dashboard, data, figures, models, module, stopping
-from gd_torch.cli import main
+from gd_torch.command import main
 
 PROJECT_CLASSES = [
     module.GradientDescent, dashboard.Dashboard, data.PointData, data.Points, data.CSVPoints, data.SyntheticLine,

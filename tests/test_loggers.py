@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from gd_torch.cli import main
+from gd_torch.command import main
 
 from conftest import ARTICLE, article_columns, free_port, get_json, local_server, read_events, run_dirs
 

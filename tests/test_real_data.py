@@ -40,7 +40,7 @@ def numpy_r2(prediction: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    from gd_torch.cli import main
+    from gd_torch.command import main
 
     save_dir = tmp_path_factory.mktemp("real")
     with pytest.MonkeyPatch.context() as patch:
