@@ -9,6 +9,7 @@ own, with the signal handlers of :mod:`gd_torch.signals` from its first line.
 import gc
 import sys
 import traceback
+from pathlib import Path
 
 import torch
 from lightning.pytorch import Trainer
@@ -16,9 +17,16 @@ from lightning.pytorch import Trainer
 from gd_torch import signals
 from gd_torch.cli import GradientDescentCLI
 from gd_torch.errors import ConfigError
-from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, decided, failure_message, outcome_of
+from gd_torch.outcome import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    Outcome,
+    decided,
+    failure_message,
+    outcome_of,
+)
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
-from gd_torch.rundir import run_directory
 
 
 def run() -> int:
@@ -82,15 +90,23 @@ def train(cli: GradientDescentCLI) -> int:
     finally:
         end_process_group()
     outcome = outcome_of(trainer, cli.model)
+    if trainer.is_global_zero:
+        say_how_it_ended(trainer, outcome)
+    return outcome.exit_code
+
+
+def say_how_it_ended(trainer: Trainer, outcome: Outcome) -> None:
+    """The divergence's error line, or the command that resumes an interrupted run."""
     if outcome.reason == "diverged":
         print(f"error: {outcome.message}", file=sys.stderr)
     elif outcome.reason in ("interrupted", "terminated"):
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
         if last:
-            config = run_directory(trainer) / "config.yaml"
+            # <run directory>/checkpoints/last.ckpt (asking the trainer would be a broadcast, and the
+            # processes' group is closed by now)
+            config = Path(last).parent.parent / "config.yaml"
             resume = f"python scripts/train.py --config {config} --ckpt_path {last}"
             print(f"{outcome.reason.capitalize()}. Resume with: {resume}")
-    return outcome.exit_code
 
 
 def stop_other_processes(trainer: Trainer, signum: int) -> None:
