@@ -28,6 +28,7 @@ from gd_torch.configfile import SaveConfig, check_yaml, config_files
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
+from gd_torch.initial_curvature import Curvature
 from gd_torch.launch import torchrun_restart_warning
 from gd_torch.module import GradientDescent
 from gd_torch.resume import LAST, check_checkpoint, latest_run
@@ -96,6 +97,8 @@ class GradientDescentCLI(LightningCLI):
         # checkpoint: {every_n_steps: 500} (checkpoints/last.ckpt, refreshed as the run goes).
         parser.add_lightning_class_args(Dashboard, "tensorboard")
         parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
+        # curvature: {enabled: auto, max_points: 4096}: the Hessian at the initial parameters, bounded.
+        parser.add_lightning_class_args(Curvature, "curvature")
         parser.add_argument(
             "--ckpt_path",
             type=str | None,

@@ -76,6 +76,11 @@ def train(cli: GradientDescentCLI) -> int:
             stop_other_processes(trainer, stop.signum)
             raise
         # Otherwise it came once the run had been summed up: the outcome stands.
+    except ConfigError as error:  # found invalid only as the run set up (curvature.enforce)
+        cli.take_back_run_directories()
+        if trainer.is_global_zero:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
     except SystemExit:
         # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup.
         if trainer.interrupted:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from gd_torch.models import as_targets
+from gd_torch.models import as_targets, in_eval_mode
 
 DENSE_UP_TO = 64  # learnable values: up to this many, the exact Hessian
 CHUNK = 1 << 18  # points per pass (divided by the number of values for the dense Hessian)
@@ -127,12 +127,21 @@ def spectrum(
     reduction: str,
     start: torch.Tensor | None = None,
     check_quadratic: bool = True,
+    tolerance: float = TOLERANCE,
+    max_iterations: int = MAX_ITERATIONS,
 ) -> Spectrum:
     """The loss Hessian's eigenvalues at the model's current parameters over the points (x, y).
 
-    ``start`` warm-starts Lanczos (the previous top eigenvector). ``check_quadratic`` also builds the
-    Hessian at a second, random point to see whether it is constant (a model linear in its parameters).
+    The model is taken in eval mode (no dropout drawn: the same value every time, and the run's random
+    streams untouched; batch norm on its running statistics), as the loss the run reports. ``start``
+    warm-starts Lanczos (the previous top eigenvector). ``check_quadratic`` also builds the Hessian at
+    a second, random point to see whether it is constant (a model linear in its parameters).
     """
+    with in_eval_mode(model):
+        return _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations)
+
+
+def _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations) -> Spectrum:
     loss = LossOfParameters(model, x, y, reduction)
     if loss.size == 0:
         raise ValueError("the model has no learnable parameters")
@@ -140,7 +149,9 @@ def spectrum(
         if start is None:
             generator = torch.Generator(device="cpu").manual_seed(0)
             start = torch.randn(loss.size, generator=generator, dtype=torch.float64)
-        top, direction = lanczos_top(lambda v: loss.hessian_vector_product(loss.start, v), start.to(loss.start))
+        top, direction = lanczos_top(
+            lambda v: loss.hessian_vector_product(loss.start, v), start.to(loss.start), tolerance, max_iterations
+        )
         return Spectrum(top, direction=direction)
     matrix, gradient = loss.hessian_and_gradient(loss.start)
     eigenvalues, vectors = torch.linalg.eigh(matrix)
@@ -162,26 +173,40 @@ def spectrum(
     )
 
 
+BASIS_VALUES = 1 << 24  # float64 values Lanczos keeps at most (128 MB), and at least 3 vectors
+
+
 def lanczos_top(
     product: Callable[[torch.Tensor], torch.Tensor],
     start: torch.Tensor,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
-) -> tuple[float, torch.Tensor]:
+) -> tuple[float, torch.Tensor | None]:
     """The largest eigenvalue of a symmetric operator given by ``product`` (and its eigenvector), by
-    Lanczos iteration from ``start`` with full reorthogonalization. It stops when the top Ritz pair's
-    residual is below ``tolerance`` times the value, or the Krylov space is exhausted."""
+    Lanczos iteration from ``start``. It stops when the top Ritz pair's residual is below ``tolerance``
+    times the value, or the Krylov space is exhausted.
+
+    Memory is bounded: the basis is one preallocated block of at most ``BASIS_VALUES / size`` vectors
+    (3 at the least), and each new vector is reorthogonalized against those kept, the latest ones. A
+    run that needs more iterations than that goes on with the vectors it keeps (the top eigenvalue
+    still converges; copies of it may appear lower in the spectrum, which is not looked at) and
+    returns no eigenvector (None), which would need the whole basis.
+    """
     size = start.numel()
-    basis = [start / start.norm()]
+    steps = min(max_iterations, size)
+    keep = min(steps, max(3, BASIS_VALUES // size))
+    basis = torch.empty(keep, size, dtype=start.dtype, device=start.device)
+    basis[0] = start / start.norm()
     alphas: list[float] = []
     betas: list[float] = []
-    top, vector = 0.0, basis[0]
-    for _ in range(min(max_iterations, size)):
-        w = product(basis[-1])
-        alphas.append(torch.dot(basis[-1], w).item())
-        stacked = torch.stack(basis)
-        for _ in range(2):  # twice is enough: reorthogonalization against every earlier vector
-            w = w - stacked.T @ (stacked @ w)
+    top, ritz = 0.0, torch.ones(1, 1, dtype=torch.float64)
+    for i in range(steps):
+        current = basis[i % keep]
+        w = product(current)
+        alphas.append(torch.dot(current, w).item())
+        kept = basis[: min(i + 1, keep)]
+        for _ in range(2):  # twice is enough: reorthogonalization against every vector kept
+            w = w - kept.T @ (kept @ w)
         beta = w.norm().item()
         tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
         if betas:
@@ -189,12 +214,15 @@ def lanczos_top(
             tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
         values, ritz = torch.linalg.eigh(tridiagonal)
         top = values[-1].item()
-        vector = stacked.T @ ritz[:, -1].to(stacked.device)
         if abs(beta * ritz[-1, -1].item()) <= tolerance * abs(top) or beta <= 1e-12 * max(abs(top), 1e-300):
             break
+        if i + 1 == steps:
+            break
         betas.append(beta)
-        basis.append(w / beta)
-    return top, vector
+        basis[(i + 1) % keep] = w / beta
+    if len(alphas) > keep:
+        return top, None
+    return top, basis[: len(alphas)].T @ ritz[:, -1].to(basis)
 
 
 @dataclass

@@ -37,9 +37,8 @@ from gd_torch.data import PointData, splits_of
 from gd_torch.fanout import log_rows, loggers_of
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.optimum import least_squares
-from gd_torch.outcome import Outcome, outcome_of
+from gd_torch.outcome import Outcome, nothing_trained, outcome_of
 from gd_torch.sharpness import Sharpness
-from gd_torch.signals import StoppedBeforeTraining
 from gd_torch.stopping import completed_step, largest_change
 
 
@@ -179,8 +178,8 @@ class Dashboard(pl.Callback):
         self._finish(trainer, pl_module, outcome_of(trainer, pl_module))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, StoppedBeforeTraining):
-            return  # nothing trained: the command takes the run directory back
+        if nothing_trained(exception):
+            return  # the command takes the run directory back
         self._flush(trainer)  # keep the steps that did run; the model is not run again
         self._finish(trainer, pl_module, outcome_of(trainer, pl_module, exception))
 

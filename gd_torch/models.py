@@ -82,6 +82,8 @@ class MLP(nn.Module):
         features: The number of input columns, >= 1.
         hidden: The width of each hidden layer (default: [32, 32]).
         activation: The nonlinearity after each hidden layer.
+        dropout: The probability of dropping each hidden unit while training, in [0, 1) (0 = no
+            dropout layers; the loss the run reports and its curvature are in eval mode, without it).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class MLP(nn.Module):
         features: int = 1,
         hidden: list[int] | None = None,
         activation: Literal["tanh", "relu", "sigmoid", "gelu", "silu"] = "tanh",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         hidden = [32, 32] if hidden is None else hidden
@@ -98,10 +101,14 @@ class MLP(nn.Module):
             raise ValueError(f"hidden sizes must be >= 1, got {hidden}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         widths = [features, *hidden]
         layers: list[nn.Module] = []
         for width_in, width_out in itertools.pairwise(widths):
             layers += [nn.Linear(width_in, width_out), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], 1))
         self.layers = nn.Sequential(*layers)
 
@@ -163,11 +170,18 @@ def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_st
 def evaluating(model: nn.Module) -> Iterator[None]:
     """``model`` in eval mode without gradients (no dropout, batch norm on its running statistics), and
     every submodule's own mode restored afterwards."""
+    with in_eval_mode(model), torch.no_grad():
+        yield
+
+
+@contextmanager
+def in_eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode, gradients still on (the curvature differentiates through it), and every
+    submodule's own mode restored afterwards."""
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
-        with torch.no_grad():
-            yield
+        yield
     finally:
         for module, training in modes.items():
             module.train(training)

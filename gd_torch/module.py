@@ -12,7 +12,7 @@ from torch.func import functional_call
 
 from gd_torch.adapters.jsonargparse import optimizer_class_and_settings
 from gd_torch.adapters.lightning import is_attached
-from gd_torch.curvature import Optimizer, Stability, spectrum, stable_learning_rate
+from gd_torch.curvature import Optimizer, Stability
 from gd_torch.models import Predictor, as_targets, evaluating, predict
 
 Reduction = Literal["mean", "sum"]
@@ -24,8 +24,8 @@ class GradientDescent(pl.LightningModule):
     It minimises ``mse_loss(model(x), y, reduction=...)``. ``reduction="sum"`` is the article's sum of
     squared errors; ``"mean"`` divides the loss and its gradient by the number of points in the batch,
     so the same descent needs an N-times larger learning rate, and the step no longer grows with the
-    batch size. Every run computes the loss Hessian at the initial parameters when it sets up
-    (``self.stability``, see gd_torch.curvature): the stable learning rate it prints, and ``auto``.
+    batch size. The loss Hessian at the initial parameters (``self.stability``, see
+    gd_torch.initial_curvature) gives the stable learning rate a run prints, and ``auto``.
 
     The loss takes x as the data hands it out (standardized when the data says so); ``forward`` and
     ``predictor()`` take raw x: the training split's feature statistics are buffers of this module
@@ -90,7 +90,9 @@ class GradientDescent(pl.LightningModule):
         self.feature_names: list[str] | None = None
         self.register_buffer("x_mean", None)
         self.register_buffer("x_std", None)
-        self.stability: Stability | None = None  # the curvature at the initial parameters, from setup
+        # The curvature at the initial parameters: set as the run sets up by the Curvature callback
+        # (gd_torch.initial_curvature, the command's curvature: section), which also resolves auto.
+        self.stability: Stability | None = None
 
     def setup(self, stage: str) -> None:
         self._world_size = self.trainer.world_size  # read at every step; the property chain is not free
@@ -98,7 +100,6 @@ class GradientDescent(pl.LightningModule):
         if features is not None:
             self.feature_names = list(features.names)
             self.x_mean, self.x_std = features.mean, features.std
-        self.stability = self._stability(getattr(self.trainer.datamodule, "points", None))
 
     def optimizer_settings(self) -> Optimizer:
         """What the stability bound depends on: SGD's settings, or the other optimizer's name."""
@@ -110,33 +111,6 @@ class GradientDescent(pl.LightningModule):
             defaults = (0.0, False, 0.0)
             return Optimizer("SGD", *(settings.get(name, d) for name, d in zip(names, defaults, strict=True)))
         return Optimizer(cls.__name__ if cls is not None else "this optimizer")
-
-    def _stability(self, points: tuple[torch.Tensor, torch.Tensor] | None) -> Stability | None:
-        """The loss Hessian at the initial parameters over the training points, and with it
-        ``learning_rate: auto`` resolved. Under DDP every process computes it over all points and
-        rank zero's largest eigenvalue is the one they all use."""
-        auto = self.learning_rate == "auto"
-        if points is None:
-            if auto:
-                raise ValueError("learning_rate: auto needs the data's points (a gd_torch.data.PointData)")
-            return None
-        try:
-            found = spectrum(self.model, *points, self.reduction)
-        except Exception as error:  # a model torch.func cannot differentiate twice: no report
-            if auto:
-                raise ValueError(f"learning_rate: auto: the loss Hessian cannot be computed: {error}") from error
-            return None
-        found.max_eigenvalue = self.trainer.strategy.broadcast(found.max_eigenvalue)
-        optimizer = self.optimizer_settings()
-        if auto:
-            bound = stable_learning_rate(found.max_eigenvalue, optimizer)
-            if bound is None:
-                raise ValueError(
-                    f"learning_rate: auto: the loss Hessian's largest eigenvalue is {found.max_eigenvalue:.6g}"
-                    " at the initial parameters, so no learning rate is too large; give a number"
-                )
-            self.learning_rate = bound / 2
-        return Stability(found, optimizer, self.learning_rate, auto=auto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One prediction per point for raw x, in the target's units."""
@@ -207,6 +181,11 @@ class GradientDescent(pl.LightningModule):
         self.feature_names = self.feature_names or checkpoint.get("feature_names")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.learning_rate == "auto":
+            raise ValueError(
+                "learning_rate: auto is resolved by the gd_torch.initial_curvature.Curvature callback"
+                " (the command's curvature: section); add it to the trainer's callbacks"
+            )
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if self.optimizer is not None:
             return self.optimizer(trainable, lr=self.learning_rate)

@@ -19,8 +19,9 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from gd_torch.data import splits_of
-from gd_torch.errors import one_line
+from gd_torch.errors import ConfigError, one_line
 from gd_torch.metrics import split_metrics
+from gd_torch.signals import StoppedBeforeTraining
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -103,6 +104,13 @@ def failure_message(exception: BaseException) -> str:
 
 
 _OUTCOMES: "weakref.WeakKeyDictionary[pl.Trainer, Outcome]" = weakref.WeakKeyDictionary()
+
+
+def nothing_trained(exception: BaseException) -> bool:
+    """Whether ``exception`` ended the set-up before the first step for a reason of the user's (a
+    signal, or a setting found invalid only then, like ``curvature.enforce``): the command takes the
+    run directory back, and the callbacks write nothing for it."""
+    return isinstance(exception, StoppedBeforeTraining | ConfigError)
 
 
 def decided(trainer: pl.Trainer) -> bool:

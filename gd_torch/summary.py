@@ -17,9 +17,8 @@ from gd_torch.curvature import predicted_steps
 from gd_torch.files import write_atomically
 from gd_torch.history import InMemoryLogger
 from gd_torch.models import in_data_units
-from gd_torch.outcome import Outcome, outcome_of
+from gd_torch.outcome import Outcome, nothing_trained, outcome_of
 from gd_torch.rundir import run_directory
-from gd_torch.signals import StoppedBeforeTraining
 from gd_torch.stopping import Convergence
 
 
@@ -76,8 +75,8 @@ class RunSummary(pl.Callback):
         self._write(trainer, pl_module, outcome_of(trainer, pl_module))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, StoppedBeforeTraining):
-            return  # nothing trained: the command takes the run directory back
+        if nothing_trained(exception):
+            return  # the command takes the run directory back
         self._write(trainer, pl_module, outcome_of(trainer, pl_module, exception))
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outcome: Outcome) -> None:

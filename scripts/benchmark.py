@@ -19,7 +19,8 @@ run's time per step is measured over its steps after the first 10% (warm-up, com
 device sync at both ends on CUDA; the table gives the median over the repeats. On CUDA the
 bytes-bound limit of a step is reading x and y once, 8 N bytes, at the measured device-to-device
 copy bandwidth. The last row times the whole article run as a process against
-`python -c "import lightning.pytorch"`.
+`python -c "import lightning.pytorch"`. The full run then appends scripts/first_step.py's table: an
+MLP of 8.4M parameters from process start to its first step, with the curvature and without.
 """
 
 import argparse
@@ -316,6 +317,10 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     cases = [case for case in (QUICK if args.quick else FULL) if case[0] == "cuda" or not args.cuda_only]
     lines = header() + table(cases, repeats, process_repeats=0 if args.cuda_only else 1 if args.quick else 7)
+    if not (args.quick or args.cuda_only):  # a large model's start: scripts/first_step.py
+        from first_step import table as first_step_table  # this script's own folder is on sys.path
+
+        lines += ["", *first_step_table([2048, 2048, 2048], repeats)]
     print("\n".join(lines))
     if args.output:
         args.output.write_text("# Performance\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + "\n".join(lines) + "\n")
