@@ -16,7 +16,7 @@ import torch
 
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
-from gd_torch.tables import read_columns
+from gd_torch.tables import Missing, read_columns
 
 __all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine"]
 SPLITS = ("train", "val", "test")
@@ -227,6 +227,8 @@ class CSVPoints(PointData):
         val_path: A CSV file with the same columns whose rows are the validation split
             (instead of ``val_fraction``).
         test_path: Likewise for the test split (instead of ``test_fraction``).
+        missing: A missing cell (empty, NA, nan, null, ...) in x or y: error (every bad cell named) or
+            drop (its row is left out; the console says how many, per file).
         **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
     """
 
@@ -237,22 +239,40 @@ class CSVPoints(PointData):
         y: str,
         val_path: str | None = None,
         test_path: str | None = None,
+        missing: Missing = "error",
         **options,
     ) -> None:
         super().__init__(**options)
+        if missing not in ("error", "drop"):
+            raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
         self.path = path
         self.x_columns = [x] if isinstance(x, str) else list(x)
         if not self.x_columns:
             raise ValueError("x must name at least one column")
         self.y_column = y
-        self._x, self._y = read_columns(Path(path), self.x_columns, y, key="path")
-        self._held_out: dict[str, tuple[list[list[float]], list[float]]] = {}
+        self.missing = missing
+        self.tables = {"path": read_columns(Path(path), self.x_columns, y, key="path", missing=missing)}
         for split, split_path in (("val", val_path), ("test", test_path)):
             if split_path is None:
                 continue
             if getattr(self, f"{split}_fraction"):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
-            self._held_out[split] = read_columns(Path(split_path), self.x_columns, y, key=f"{split}_path")
+            key = f"{split}_path"
+            self.tables[key] = read_columns(Path(split_path), self.x_columns, y, key=key, missing=missing)
+        self._said = False
+
+    def setup(self, stage: str) -> None:
+        first = not self.splits
+        super().setup(stage)
+        rank_zero = self.trainer is None or self.trainer.is_global_zero
+        if first and rank_zero and not self._said:
+            self._said = True
+            for key, table in self.tables.items():
+                if table.dropped:
+                    print(
+                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {len(table.x)} kept",
+                        flush=True,
+                    )
 
     def feature_names(self, count: int) -> list[str]:
         return self.x_columns
@@ -267,10 +287,12 @@ class CSVPoints(PointData):
         return x, torch.tensor(targets, device=device)
 
     def make_points(self, device: torch.device) -> Batch:
-        return self._tensors(self._x, self._y, device)
+        table = self.tables["path"]
+        return self._tensors(table.x, table.y, device)
 
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
-        return {split: self._tensors(*rows, device) for split, rows in self._held_out.items()}
+        held = {split: self.tables.get(f"{split}_path") for split in ("val", "test")}
+        return {split: self._tensors(table.x, table.y, device) for split, table in held.items() if table}
 
 
 class SyntheticLine(PointData):

@@ -28,7 +28,7 @@ def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: st
     names = predictor.feature_names
     source = Path(input_path)
     try:
-        rows, _ = read_columns(source, names, None, key="--input")
+        rows = read_columns(source, names, None, key="--input").x
     except ValueError as error:
         raise ConfigError(f"{error} (the run was trained on {', '.join(names)})") from None
     x = torch.tensor(rows, dtype=torch.float32)

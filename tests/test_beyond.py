@@ -177,7 +177,7 @@ def test_a_user_written_module_trains_through_class_path(train):
         ("x1,x2,x3,y\n1,2,3,4\n", ["--data.init_args.x=[x1,x9]"], ["data.init_args.x", "no column 'x9'", "x1, x2"]),
         ("x1,x2,x3,y\n1,2,3,4\n", ["--data.init_args.y=z"], ["data.init_args.y", "no column 'z'"]),
         ("x1,x2,x3,y\n1,2,3,4\n5,six,7,8\n", [], ["data.init_args.path", "line 3", "'x2'", "'six' is not a number"]),
-        ("x1,x2,x3,y\n1,2,3,nan\n", [], ["line 2", "'y'", "'nan' is not a finite number"]),
+        ("x1,x2,x3,y\n1,2,3,inf\n", [], ["line 2", "'y'", "'inf' is not a finite number"]),
         ("x1,x2,x3,y\n1,2,3\n", [], ["line 2 has 3 cells; the header has 4"]),
         ("", [], ["data.init_args.path", "is empty"]),
         ("x1,x2,x3,y\n", [], ["data.init_args.path", "no data rows"]),
