@@ -61,7 +61,9 @@ class LossOfParameters:
     points a chunk at a time: what the Hessian is taken of. Frozen parameters and buffers keep their
     values (as float64)."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str) -> None:
+    def __init__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str, total: int | None = None
+    ) -> None:
         named = dict(model.named_parameters())
         self.names = [name for name, p in named.items() if p.requires_grad]
         self.shapes = [named[name].shape for name in self.names]
@@ -73,7 +75,8 @@ class LossOfParameters:
         }
         self.start = torch.cat([named[name].detach().reshape(-1) for name in self.names]).to(device, torch.float64)
         self.model, self.x, self.y = model, x, y
-        self.scale = len(y) if reduction == "mean" else 1
+        # The mean is over every process's points: ``total`` of them when (x, y) is one shard.
+        self.scale = (total if total is not None else len(y)) if reduction == "mean" else 1
 
     @property
     def size(self) -> int:
@@ -129,8 +132,13 @@ def spectrum(
     check_quadratic: bool = True,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
+    shards: "Shards | None" = None,
 ) -> Spectrum:
     """The loss Hessian's eigenvalues at the model's current parameters over the points (x, y).
+
+    With ``shards``, (x, y) is this process's share of the points: every Hessian (or Hessian-vector
+    product) is summed over the processes, so each computes on its own points and all of them get
+    the same values.
 
     The model is taken in eval mode (no dropout drawn: the same value every time, and the run's random
     streams untouched; batch norm on its running statistics), as the loss the run reports. ``start``
@@ -138,28 +146,41 @@ def spectrum(
     a second, random point to see whether it is constant (a model linear in its parameters).
     """
     with in_eval_mode(model):
-        return _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations)
+        return _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations, shards)
 
 
-def _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations) -> Spectrum:
-    loss = LossOfParameters(model, x, y, reduction)
+@dataclass
+class Shards:
+    """The points shared out over processes: how many there are in all, and how to sum a tensor over
+    the processes (``trainer.strategy.reduce(t, reduce_op="sum")``)."""
+
+    total: int
+    sum: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations, shards) -> Spectrum:
+    total = shards.total if shards is not None else None
+    summed = shards.sum if shards is not None else (lambda t: t)
+    loss = LossOfParameters(model, x, y, reduction, total)
     if loss.size == 0:
         raise ValueError("the model has no learnable parameters")
     if loss.size > DENSE_UP_TO:
         if start is None:
             generator = torch.Generator(device="cpu").manual_seed(0)
             start = torch.randn(loss.size, generator=generator, dtype=torch.float64)
-        top, direction = lanczos_top(
-            lambda v: loss.hessian_vector_product(loss.start, v), start.to(loss.start), tolerance, max_iterations
-        )
+
+        def product(vector: torch.Tensor) -> torch.Tensor:
+            return summed(loss.hessian_vector_product(loss.start, vector))
+
+        top, direction = lanczos_top(product, start.to(loss.start), tolerance, max_iterations)
         return Spectrum(top, direction=direction)
-    matrix, gradient = loss.hessian_and_gradient(loss.start)
+    matrix, gradient = (summed(t) for t in loss.hessian_and_gradient(loss.start))
     eigenvalues, vectors = torch.linalg.eigh(matrix)
     quadratic = False
     if check_quadratic:
         generator = torch.Generator(device="cpu").manual_seed(0)
         shift = torch.randn(loss.size, generator=generator, dtype=torch.float64).to(matrix.device)
-        elsewhere, _ = loss.hessian_and_gradient(loss.start + shift * (loss.start.abs().max() + 1))
+        elsewhere = summed(loss.hessian_and_gradient(loss.start + shift * (loss.start.abs().max() + 1))[0])
         scale = matrix.abs().max().clamp(min=1e-300)
         quadratic = bool(((elsewhere - matrix).abs().max() <= 1e-8 * scale).item())
     return Spectrum(

@@ -15,7 +15,7 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
-from gd_torch.curvature import DENSE_UP_TO, Stability, spectrum, stable_learning_rate
+from gd_torch.curvature import DENSE_UP_TO, Shards, Stability, spectrum, stable_learning_rate
 from gd_torch.data import splits_of
 from gd_torch.errors import ConfigError
 from gd_torch.sharpness import Sharpness
@@ -104,16 +104,22 @@ class Curvature(pl.Callback):
         return x[chosen], y[chosen]
 
     def stability(self, trainer, pl_module, x, y, optimizer, auto: bool) -> Stability | None:
-        """The spectrum, rank zero's value for every process, and ``learning_rate: auto`` resolved."""
+        """The spectrum, and ``learning_rate: auto`` resolved. Under DDP each process computes over its
+        own shard of the points and the products are summed over the processes."""
+        shards = None
+        if trainer.world_size > 1:
+            shards = Shards(len(y), lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+            rank, world = trainer.global_rank, trainer.world_size
+            x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # as the training batches are
         try:
             found = spectrum(
-                pl_module.model, x, y, pl_module.reduction, tolerance=self.tolerance, max_iterations=self.max_iterations
-            )
+                pl_module.model, x, y, pl_module.reduction,
+                tolerance=self.tolerance, max_iterations=self.max_iterations, shards=shards,
+            )  # fmt: skip
         except Exception as error:  # a model autograd cannot differentiate twice: no report
             if auto:
                 raise ValueError(f"learning_rate: auto: the loss Hessian cannot be computed: {error}") from error
             return None
-        found.max_eigenvalue = trainer.strategy.broadcast(found.max_eigenvalue)
         if auto:
             bound = stable_learning_rate(found.max_eigenvalue, optimizer)
             if bound is None:

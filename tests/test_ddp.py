@@ -166,3 +166,19 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_uninterrupted(
     uninterrupted = torch.load(whole_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     for name, value in uninterrupted["state_dict"].items():
         assert torch.equal(restarted["state_dict"][name], value), name  # bit for bit
+
+
+def test_the_curvature_shared_out_over_two_processes_is_the_one_process_value(tmp_path, train):
+    """An MLP (Lanczos on Hessian-vector products): each process computes the products over its own
+    half of the points and they are summed, so the largest eigenvalue is the one-process value."""
+    mlp = REPO / "configs" / "mlp.yaml"
+    args = (f"--data.init_args.path={REPO / 'data' / 'noisy_sine.csv'}", "--model.optimizer=null",
+            "--trainer.max_steps=1", "--trainer.callbacks=[]", "--tensorboard.sharpness_every=0")  # fmt: skip
+    ddp = run_command("--config", str(mlp), *args, "--trainer.strategy=ddp", "--trainer.devices=2",
+                      "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
+    assert ddp.exit_code == 0, ddp.stderr[-3000:]
+    one = train(*args, config=mlp)
+    assert one.exit_code == 0, one.stderr
+    assert ddp.summary["curvature"]["max_eigenvalue"] == pytest.approx(
+        one.summary["curvature"]["max_eigenvalue"], rel=1e-9
+    )
