@@ -16,6 +16,7 @@ SGD = ("--model.optimizer=null", "--model.learning_rate=0.05", "--trainer.callba
        "--tensorboard.sharpness_every=0")  # fmt: skip
 
 
+@pytest.mark.slow  # five runs
 def test_a_dropout_models_bound_is_the_eval_mode_one_and_the_trajectory_is_untouched(train):
     """Dropout layers hold no parameters: the same seed gives the same weights with p = 0.5 and p = 0, so
     the eval-mode curvature of the first is the curvature of the second. With the curvature computed or
@@ -44,6 +45,7 @@ def test_a_subset_of_points_and_a_line_before_the_wait(train):
     assert run.summary["curvature"]["max_eigenvalue"] > 0
 
 
+@pytest.mark.slow  # a model of 4.2M parameters, twice
 def test_auto_skips_what_would_hold_the_first_step_back_and_true_computes_it(train):
     big = (SINE, *SGD, "--trainer.max_steps=1", "--model.model.init_args.hidden=[2048, 2048]")
     skipped = train(*big, config=MLP)  # 4.2M values x 160 points x 100 steps
