@@ -21,7 +21,6 @@ from lightning.pytorch.cli import LightningCLI
 
 from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
-from gd_torch.adapters.loggers import FileLogger
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
 from gd_torch.configfile import SaveConfig, check_yaml, config_files
@@ -36,6 +35,7 @@ from gd_torch.rundir import (
     claim_mlflow_run_directory,
     claim_run_directories,
     file_loggers_first,
+    mlflow_alone,
     reuse_run_directory,
     root_of,
 )
@@ -204,7 +204,7 @@ class GradientDescentCLI(LightningCLI):
             return  # the other processes of a DDP run write nothing
         if self.resumed_in is not None:
             reuse_run_directory(self.trainer.loggers, self.resumed_in, step)
-        elif self.trainer.loggers and not isinstance(self.trainer.loggers[0], FileLogger):
+        elif mlflow_alone(self.trainer.loggers):
             claim_mlflow_run_directory(self.trainer, self.claimed)
         else:
             claim_run_directories(self.trainer.loggers, keys, self.claimed)

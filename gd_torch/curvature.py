@@ -167,10 +167,15 @@ class Shards:
     sum: Callable[[torch.Tensor], torch.Tensor]
 
 
+def learnable_values(model: nn.Module) -> int:
+    """How many values the Hessian is over: the learnable parameters' entries."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations, shards) -> Spectrum:
     total = shards.total if shards is not None else None
     summed = shards.sum if shards is not None else (lambda t: t)
-    size = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    size = learnable_values(model)
     # float64 (a badly scaled table's smallest eigenvalue still means something), except for a large
     # model, whose top eigenvalue to 1e-4 needs no more than its own precision: half the memory and time.
     parameter_dtype = next((p.dtype for p in model.parameters() if p.requires_grad), torch.float64)

@@ -259,14 +259,11 @@ class CSVPoints(PointData):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
             key = f"{split}_path"
             self.tables[key] = read_columns(Path(split_path), self.x_columns, y, key=key, missing=missing)
-        self._said = False
 
     def setup(self, stage: str) -> None:
-        first = not self.splits
+        first = not self.splits  # the points are made once; what was dropped is said then
         super().setup(stage)
-        rank_zero = self.trainer is None or self.trainer.is_global_zero
-        if first and rank_zero and not self._said:
-            self._said = True
+        if first and (self.trainer is None or self.trainer.is_global_zero):
             for key, table in self.tables.items():
                 if table.dropped:
                     print(

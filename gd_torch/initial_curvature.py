@@ -15,7 +15,8 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
-from gd_torch.curvature import DENSE_UP_TO, Shards, Stability, spectrum, stable_learning_rate
+from gd_torch.curvature import DENSE_UP_TO, Shards, Stability, learnable_values, spectrum, stable_learning_rate
+from gd_torch.dashboard import Dashboard
 from gd_torch.data import splits_of
 from gd_torch.errors import ConfigError
 from gd_torch.sharpness import Sharpness
@@ -76,8 +77,8 @@ class Curvature(pl.Callback):
                 raise ConfigError("curvature.enabled: false, but model.learning_rate: auto needs the curvature")
             return
         optimizer = pl_module.optimizer_settings()
-        x, y = self.points(*splits["train"], pl_module)
-        size = sum(p.numel() for p in pl_module.model.parameters() if p.requires_grad)
+        size = learnable_values(pl_module.model)
+        x, y = self.points(*splits["train"], size)
         work = size * len(y) * (1 if size <= DENSE_UP_TO else self.max_iterations)
         if self.enabled == "auto" and not auto:
             if not (optimizer.has_bound or measures_sharpness(trainer)):
@@ -93,10 +94,10 @@ class Curvature(pl.Callback):
         if line and self.enforce:
             raise ConfigError(f"model.learning_rate: {line} (curvature.enforce is true)")
 
-    def points(self, x: torch.Tensor, y: torch.Tensor, pl_module) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split, or a fixed random subset of it where the model is large enough for
-        Lanczos (a generator of its own: the run's random streams are not drawn from)."""
-        size = sum(p.numel() for p in pl_module.model.parameters() if p.requires_grad)
+    def points(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split, or a fixed random subset of it where the model (of ``size`` learnable
+        values) is large enough for Lanczos (a generator of its own: the run's random streams are not
+        drawn from)."""
         if size <= DENSE_UP_TO or not self.max_points or len(y) <= self.max_points:
             return x, y
         generator = torch.Generator(device="cpu").manual_seed(0)
@@ -150,7 +151,8 @@ def above_the_bound(stability: Stability | None) -> str | None:
 
 def measures_sharpness(trainer: pl.Trainer) -> bool:
     return any(
-        isinstance(callback, Sharpness) or getattr(callback, "sharpness_every", 0) for callback in trainer.callbacks
+        isinstance(callback, Sharpness) or isinstance(callback, Dashboard) and callback.sharpness_every
+        for callback in trainer.callbacks
     )
 
 

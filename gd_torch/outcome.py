@@ -21,9 +21,9 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from gd_torch.data import splits_of
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.metrics import split_metrics
-from gd_torch.signals import StoppedBeforeTraining
+from gd_torch.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, StoppedBeforeTraining
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and a signal's, from gd_torch.signals
 
 # When two rules stop the same step, the reason that matters most to the user is the one reported,
 # whatever the order the callbacks ran in.

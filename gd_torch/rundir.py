@@ -32,11 +32,17 @@ def file_loggers_first(loggers: list[Logger]) -> list[Logger]:
     return sorted(loggers, key=lambda lg: (not isinstance(lg, TensorBoardLogger), not isinstance(lg, FileLogger)))
 
 
+def mlflow_alone(loggers: list[Logger]) -> bool:
+    """Whether MLflow's run names the run directory: no logger writes files (they come first, see
+    :func:`file_loggers_first`) and the first is an MLFlowLogger."""
+    return bool(loggers) and is_mlflow(loggers[0])
+
+
 def run_directory(trainer: pl.Trainer) -> Path:
     """The run's own directory: the first logger's version directory, or with MLflow alone, the one
     named after its run. A broadcast under DDP: every process must ask."""
     loggers = trainer.loggers
-    if not loggers or isinstance(loggers[0], FileLogger) or not is_mlflow(loggers[0]):
+    if not mlflow_alone(loggers):
         return Path(trainer.log_dir)
     path = str(mlflow_run_directory(loggers[0], trainer.default_root_dir)) if trainer.is_global_zero else None
     return Path(trainer.strategy.broadcast(path))

@@ -14,7 +14,8 @@ import signal
 import sys
 
 REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as a shell reports it
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + the signal's number, as a shell reports it
+EXIT_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
 class StoppedBeforeTraining(BaseException):

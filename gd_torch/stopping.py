@@ -15,6 +15,7 @@ import threading
 import lightning.pytorch as pl
 import torch
 
+from gd_torch import signals
 from gd_torch.module import step_loss
 from gd_torch.outcome import StopRule
 
@@ -147,7 +148,7 @@ class GracefulInterrupt(StopRule):
     stops all of them after the same step.
     """
 
-    REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+    REASONS = signals.REASONS  # the stop_reason of each signal, the same before training and during it
 
     def __init__(self) -> None:
         self._requested: str | None = None

@@ -43,13 +43,13 @@ def read_columns(
         header = [name.strip() for name in next(rows, [])]
         if not header:
             raise ValueError(f"{key}: {path} is empty; it needs a header row naming its columns")
-        wanted = (("x", x_columns), ("y", [y_column] if y_column is not None else []))
-        for column_key, columns in wanted:
+        y_columns = [y_column] if y_column is not None else []
+        for column_key, columns in (("x", x_columns), ("y", y_columns)):
             absent = [c for c in columns if c not in header]
             if absent:
                 where = column_key if key == "path" else key
                 raise ValueError(f"{where}: {path} has no column {absent[0]!r}; it has {', '.join(header)}")
-        columns = [*x_columns, *([y_column] if y_column is not None else [])]
+        columns = [*x_columns, *y_columns]
         at = [header.index(c) for c in columns]
         table = Columns([], [] if y_column is not None else None)
         bad: list[str] = []
