@@ -4,14 +4,15 @@ a model that does not fit its data is one ``error:`` line and not a failed run."
 import torch
 from torch import nn
 
-from gd_torch.models import as_targets, evaluating
+from gd_torch.models import as_targets, evaluating, expected_shape
 
 POINTS_TRIED = 4
 
 
 def check_model_fits_data(model: nn.Module, x: torch.Tensor, y: torch.Tensor, feature_names: list[str]) -> None:
     """One forward pass on the first few points: the model must take x as the data has it and give one
-    prediction per point, shape (N,) or (N, 1). A ValueError says what it got and what is expected.
+    prediction per point, shape (N,) or (N, 1), or per point and target, (N, targets). A ValueError
+    says what it got and what is expected.
 
     The pass runs in eval mode without gradients (no batch-norm statistics updated, no dropout drawn),
     so a run is the same with or without this check.
@@ -22,7 +23,10 @@ def check_model_fits_data(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fe
     shape = tuple(x.shape)
     features = f"{len(feature_names)} feature{'s' if len(feature_names) != 1 else ''}: {', '.join(feature_names)}"
     takes = "(N,)" if len(shape) == 1 else f"(N, {', '.join(str(size) for size in shape[1:])})"
-    expected = f"it must take x of shape {takes} ({features}) and give one prediction per point"
+    gives = "one prediction per point"
+    if y.dim() == 2:
+        gives += f" for each of the {y.shape[1]} targets, shape (N, {y.shape[1]})"
+    expected = f"it must take x of shape {takes} ({features}) and give {gives}"
     name = type(model).__name__
     try:
         with evaluating(model):
@@ -37,5 +41,5 @@ def check_model_fits_data(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fe
     except ValueError:
         raise ValueError(
             f"{name} maps the data's x of shape {shape} to an output of shape {tuple(output.shape)};"
-            f" expected {tuple(y.shape)} or {(*y.shape, 1)}, one prediction per point"
+            f" expected {expected_shape(y)}"
         ) from None

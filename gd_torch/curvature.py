@@ -84,8 +84,9 @@ class LossOfParameters:
         }
         self.start = torch.cat([named[name].detach().reshape(-1) for name in self.names]).to(device, dtype)
         self.model, self.x, self.y = model, x, y
-        # The mean is over every process's points: ``total`` of them when (x, y) is one shard.
-        self.scale = (total if total is not None else len(y)) if reduction == "mean" else 1
+        # The mean is over every target value of every process: ``total`` of them when (x, y) is one
+        # shard (one per point, or one per point and target when there are several targets).
+        self.scale = (total if total is not None else y.numel()) if reduction == "mean" else 1
 
     @property
     def size(self) -> int:
@@ -160,8 +161,9 @@ def spectrum(
 
 @dataclass
 class Shards:
-    """The points shared out over processes: how many there are in all, and how to sum a tensor over
-    the processes (``trainer.strategy.reduce(t, reduce_op="sum")``)."""
+    """The points shared out over processes: how many target values they hold in all (``y.numel()``
+    of the whole split), and how to sum a tensor over the processes
+    (``trainer.strategy.reduce(t, reduce_op="sum")``)."""
 
     total: int
     sum: Callable[[torch.Tensor], torch.Tensor]

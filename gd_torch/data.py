@@ -16,7 +16,8 @@ import torch
 
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
-from gd_torch.tables import Missing, read_columns
+from gd_torch.schema import Schema, learn_categories
+from gd_torch.tables import Missing, Table, read_columns, read_header
 
 __all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine"]
 SPLITS = ("train", "val", "test")
@@ -25,7 +26,8 @@ SPLITS = ("train", "val", "test")
 @dataclass
 class Features:
     """What the model's input columns are: their names and, with ``standardize``, the mean and standard
-    deviation of each over the training split (float32, shape () for one feature, (F,) for several)."""
+    deviation of each over the training split (float32, shape () for one feature, (F,) for several; a
+    one-hot column of a categorical one keeps its 0/1 values: mean 0, standard deviation 1)."""
 
     names: list[str]
     mean: torch.Tensor | None = None
@@ -85,9 +87,11 @@ class PointData(pl.LightningDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.splits: dict[str, Batch] = {}
         self.features: Features | None = None
+        self.schema: Schema | None = None  # set by make_points when the columns are named; else made in setup
 
     def make_points(self, device: torch.device) -> Batch:
-        """All points as float32 tensors on ``device``: x of shape (N,) or (N, features), y (N,)."""
+        """All points as float32 tensors on ``device``: x of shape (N,) or (N, features), y of shape
+        (N,) or (N, targets)."""
         raise NotImplementedError
 
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
@@ -99,7 +103,8 @@ class PointData(pl.LightningDataModule):
         return ["x"] if count == 1 else [f"x{i}" for i in range(1, count + 1)]
 
     def target_name(self) -> str:
-        return "y"
+        """What y is called on the pictures' axes."""
+        return ", ".join(self.schema.y) if self.schema else "y"
 
     def setup(self, stage: str) -> None:
         if self.splits:
@@ -107,15 +112,20 @@ class PointData(pl.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
         splits = self._split(*self.make_points(device))
         splits |= self.make_held_out(device)
-        x = splits["train"][0]
-        self.features = Features(self.feature_names(1 if x.dim() == 1 else x.shape[1]))
+        x, y = splits["train"]
+        if self.schema is None:  # unnamed columns: x or x1, x2, ...; y or y1, y2, ...
+            targets = 1 if y.dim() == 1 else y.shape[1]
+            y_names = ["y"] if targets == 1 else [f"y{i}" for i in range(1, targets + 1)]
+            self.schema = Schema(self.feature_names(1 if x.dim() == 1 else x.shape[1]), y_names)
+        self.features = Features(self.schema.feature_names)
         if self.standardize:
             self.features.mean, self.features.std = self._statistics(x)
             splits = {name: (standardized(sx, self.features), sy) for name, (sx, sy) in splits.items()}
         self.splits = {name: splits[name] for name in SPLITS if name in splits}
 
-    def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Batch]:
-        n = len(y)
+    def split_rows(self, n: int) -> dict[str, torch.Tensor] | None:
+        """Which of the ``n`` points go to each split (CPU indices, each split in the points' order), or
+        None when nothing is held out (the article's case: the points as given)."""
         sizes = {"val": round(self.val_fraction * n), "test": round(self.test_fraction * n)}
         for name, size in sizes.items():
             if size == 0 and getattr(self, f"{name}_fraction") > 0:
@@ -126,19 +136,29 @@ class PointData(pl.LightningDataModule):
         if n - sizes["val"] - sizes["test"] < 1:
             raise ValueError(f"val_fraction and test_fraction leave none of the {n} points to train on")
         if not (sizes["val"] or sizes["test"]):
-            return {"train": (x, y)}  # the article's case: the points as given, in their order
+            return None
         # One permutation from a CPU generator: the same split on every device, process and resume.
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).to(y.device)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         held = {"val": order[: sizes["val"]], "test": order[sizes["val"] : sizes["val"] + sizes["test"]]}
         train = order[sizes["val"] + sizes["test"] :]
         chosen = {"train": train, **{name: at for name, at in held.items() if len(at)}}
         # Sorted indices keep each split in the points' original order.
-        return {name: (x[at.sort().values], y[at.sort().values]) for name, at in chosen.items()}
+        return {name: at.sort().values for name, at in chosen.items()}
+
+    def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Batch]:
+        rows = self.split_rows(len(y))
+        if rows is None:
+            return {"train": (x, y)}
+        return {name: (x[at.to(y.device)], y[at.to(y.device)]) for name, at in rows.items()}
 
     def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each feature's mean and (population) standard deviation over the training split, in float64."""
         x64 = x.double()
         mean, std = x64.mean(dim=0), x64.std(dim=0, correction=0)
+        categorical = self.schema.categorical_features
+        if any(categorical):  # one-hot columns keep their 0/1 values
+            kept = torch.tensor(categorical, device=x.device)
+            mean, std = mean.where(~kept, 0.0), std.where(~kept, 1.0)
         constant = (std == 0).reshape(-1).nonzero().reshape(-1).tolist()
         if constant:
             i = constant[0]
@@ -222,8 +242,11 @@ class CSVPoints(PointData):
 
     Args:
         path: The CSV file, relative to the directory you run from.
-        x: The feature column, or a list of them (one per feature).
-        y: The target column.
+        x: The feature column, or a list of them (one per feature); left out: every column but y's.
+        y: The target column, or a list of them: the model then predicts one value per target.
+        categorical: Columns of x or y whose cells are categories (text or numbers): each becomes one
+            one-hot column per category of the training split (``color=red``). A categorical y is a
+            class, one-hot: the metrics then include accuracy.
         val_path: A CSV file with the same columns whose rows are the validation split
             (instead of ``val_fraction``).
         test_path: Likewise for the test split (instead of ``test_fraction``).
@@ -235,8 +258,9 @@ class CSVPoints(PointData):
     def __init__(
         self,
         path: str,
-        x: str | list[str],
-        y: str,
+        x: str | list[str] | None = None,
+        y: str | list[str] | None = None,
+        categorical: list[str] | None = None,
         val_path: str | None = None,
         test_path: str | None = None,
         missing: Missing = "error",
@@ -246,19 +270,37 @@ class CSVPoints(PointData):
         if missing not in ("error", "drop"):
             raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
         self.path = path
-        self.x_columns = [x] if isinstance(x, str) else list(x)
+        if y is None:
+            raise ValueError("y must name the target column, or a list of them")
+        self.y_columns = [y] if isinstance(y, str) else list(y)
+        if not self.y_columns:
+            raise ValueError("y must name at least one column")
+        if x is None:
+            self.x_columns = [c for c in read_header(Path(path), "path") if c not in self.y_columns]
+        else:
+            self.x_columns = [x] if isinstance(x, str) else list(x)
         if not self.x_columns:
             raise ValueError("x must name at least one column")
-        self.y_column = y
+        both = [c for c in self.x_columns if c in self.y_columns]
+        if both:
+            raise ValueError(f"x and y both name the column {both[0]!r}; a column is a feature or a target")
+        self.categorical = list(categorical or [])
+        stray = [c for c in self.categorical if c not in (*self.x_columns, *self.y_columns)]
+        if stray:
+            raise ValueError(f"categorical: {stray[0]!r} is not one of x's or y's columns")
+        if any(c in self.categorical for c in self.y_columns) and len(self.y_columns) > 1:
+            raise ValueError("categorical: a categorical y is a class and must be the only target column")
         self.missing = missing
-        self.tables = {"path": read_columns(Path(path), self.x_columns, y, key="path", missing=missing)}
+        columns = {"x": self.x_columns, "y": self.y_columns}
+        read = {"missing": missing, "categorical": frozenset(self.categorical)}
+        self.tables: dict[str, Table] = {"path": read_columns(Path(path), columns, key="path", **read)}
         for split, split_path in (("val", val_path), ("test", test_path)):
             if split_path is None:
                 continue
             if getattr(self, f"{split}_fraction"):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
             key = f"{split}_path"
-            self.tables[key] = read_columns(Path(split_path), self.x_columns, y, key=key, missing=missing)
+            self.tables[key] = read_columns(Path(split_path), columns, key=key, **read)
 
     def setup(self, stage: str) -> None:
         first = not self.splits  # the points are made once; what was dropped is said then
@@ -267,29 +309,44 @@ class CSVPoints(PointData):
             for key, table in self.tables.items():
                 if table.dropped:
                     print(
-                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {len(table.x)} kept",
+                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {len(table.rows)} kept",
                         flush=True,
                     )
 
     def feature_names(self, count: int) -> list[str]:
-        return self.x_columns
+        return self.schema.feature_names if self.schema else self.x_columns
 
-    def target_name(self) -> str:
-        return self.y_column
+    def _learn_schema(self) -> Schema:
+        """The categories of each categorical column, from the rows of the training split."""
+        table = self.tables["path"]
+        rows = self.split_rows(len(table.rows))
+        categories = {}
+        for column in self.categorical:
+            cells = table.column(column)
+            values = learn_categories(cells if rows is None else [cells[i] for i in rows["train"].tolist()])
+            if len(values) < 2:
+                raise ValueError(
+                    f"categorical: column {column!r} has one category ({values[0]!r}) in the training split;"
+                    " it tells the points apart no more than a constant"
+                )
+            categories[column] = values
+        return Schema(self.x_columns, self.y_columns, categories)
 
-    def _tensors(self, rows: list[list[float]], targets: list[float], device: torch.device) -> Batch:
-        x = torch.tensor(rows, device=device)
-        if len(self.x_columns) == 1:
+    def _tensors(self, table: Table, key: str, device: torch.device) -> Batch:
+        encode = self.schema.encode
+        x = torch.tensor(encode(table.columns, table.rows, table.lines, key, self.x_columns), device=device)
+        y = torch.tensor(encode(table.columns, table.rows, table.lines, key, self.y_columns), device=device)
+        if x.shape[1] == 1:
             x = x.squeeze(-1)  # one feature: shape (N,), as a Line expects
-        return x, torch.tensor(targets, device=device)
+        return x, (y.squeeze(-1) if y.shape[1] == 1 else y)
 
     def make_points(self, device: torch.device) -> Batch:
-        table = self.tables["path"]
-        return self._tensors(table.x, table.y, device)
+        self.schema = self._learn_schema()
+        return self._tensors(self.tables["path"], "path", device)
 
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
-        held = {split: self.tables.get(f"{split}_path") for split in ("val", "test")}
-        return {split: self._tensors(table.x, table.y, device) for split, table in held.items() if table}
+        held = {split: f"{split}_path" for split in ("val", "test") if f"{split}_path" in self.tables}
+        return {split: self._tensors(self.tables[key], key, device) for split, key in held.items()}
 
 
 class SyntheticLine(PointData):

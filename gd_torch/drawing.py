@@ -38,7 +38,8 @@ def draw_trajectory(
 
 def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
     """``shown``: split -> (raw x, y, prediction) as float64 CPU tensors; ``curve``: (x grid, prediction)
-    for one feature, else None."""
+    for one feature and one target, else None (then every prediction against its target, all targets
+    in one scatter)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5), layout="constrained")
@@ -53,14 +54,20 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
     else:
         for name, (_, y, prediction) in shown.items():
             ax.scatter(
-                y.numpy(), prediction.numpy(), s=8, alpha=0.6, color=SPLIT_COLOURS.get(name), label=f"{name} ({len(y)})"
+                y.reshape(-1).numpy(),
+                prediction.reshape(-1).numpy(),
+                s=8,
+                alpha=0.6,
+                color=SPLIT_COLOURS.get(name),
+                label=f"{name} ({len(y)})",
             )
         low = min(min(y.min().item(), p.min().item()) for _, y, p in shown.values())
         high = max(max(y.max().item(), p.max().item()) for _, y, p in shown.values())
         ax.plot([low, high], [low, high], color="0.4", linestyle="--", label="prediction = target")
         ax.set_xlabel(f"target ({target})")
         ax.set_ylabel("prediction")
-        ax.set_title(f"Predictions against targets ({len(feature_names)} features)")
+        targets = f", {y.shape[1]} targets" if y.dim() == 2 else ""
+        ax.set_title(f"Predictions against targets ({len(feature_names)} features{targets})")
     ax.legend()
     return figure
 

@@ -188,7 +188,7 @@ class FitFigure(pl.Callback):
                 prediction = predictor(raw)
             shown[name] = (raw.double().cpu(), y.double().cpu(), prediction.double().cpu())
         curve = None
-        if all(raw.dim() == 1 for raw, _, _ in shown.values()):
+        if all(raw.dim() == 1 and y.dim() == 1 for raw, y, _ in shown.values()):  # one feature, one target
             low = min(raw.min().item() for raw, _, _ in shown.values())
             high = max(raw.max().item() for raw, _, _ in shown.values())
             grid = torch.linspace(low, high, 400, device=splits["train"][0].device)

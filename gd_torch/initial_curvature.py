@@ -109,7 +109,7 @@ class Curvature(pl.Callback):
         own shard of the points and the products are summed over the processes."""
         shards = None
         if trainer.world_size > 1:
-            shards = Shards(len(y), lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+            shards = Shards(y.numel(), lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
             rank, world = trainer.global_rank, trainer.world_size
             x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # as the training batches are
         try:

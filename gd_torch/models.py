@@ -2,12 +2,14 @@
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
 import torch
 from torch import nn
+
+from gd_torch.schema import Schema
 
 
 class Line(nn.Module):
@@ -50,21 +52,28 @@ def _as_features(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(-1) if x.dim() == 1 else x
 
 
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 class LinearRegression(nn.Module):
     """``y = x @ weight + bias`` for ``features`` inputs: the Line with one slope per feature.
 
-    Starts from zero, so gradient descent on it is deterministic.
+    Starts from zero, so gradient descent on it is deterministic. With several ``outputs`` (one per
+    target), ``weight`` is (features, outputs) and ``bias`` (outputs,): one linear regression per target.
 
     Args:
         features: The number of input columns, >= 1.
+        outputs: The number of targets it predicts, >= 1.
     """
 
-    def __init__(self, features: int = 1) -> None:
+    def __init__(self, features: int = 1, outputs: int = 1) -> None:
         super().__init__()
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be >= 1, got {features}")
-        self.weight = nn.Parameter(torch.zeros(features))
-        self.bias = nn.Parameter(torch.zeros(()))
+        _check_count("features", features)
+        _check_count("outputs", outputs)
+        self.weight = nn.Parameter(torch.zeros(features) if outputs == 1 else torch.zeros(features, outputs))
+        self.bias = nn.Parameter(torch.zeros(()) if outputs == 1 else torch.zeros(outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _as_features(x) @ self.weight + self.bias
@@ -74,12 +83,14 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": 
 
 
 class MLP(nn.Module):
-    """A small multi-layer perceptron to one output, for curves a line cannot fit.
+    """A small multi-layer perceptron, for curves a line cannot fit: shape (N,) out for one output,
+    (N, outputs) for several (one per target).
 
     PyTorch's default initialisation: set ``seed_everything`` to make it repeatable.
 
     Args:
         features: The number of input columns, >= 1.
+        outputs: The number of targets it predicts, >= 1.
         hidden: The width of each hidden layer (default: [32, 32]).
         activation: The nonlinearity after each hidden layer.
         dropout: The probability of dropping each hidden unit while training, in [0, 1) (0 = no
@@ -92,11 +103,12 @@ class MLP(nn.Module):
         hidden: list[int] | None = None,
         activation: Literal["tanh", "relu", "sigmoid", "gelu", "silu"] = "tanh",
         dropout: float = 0.0,
+        outputs: int = 1,
     ) -> None:
         super().__init__()
         hidden = [32, 32] if hidden is None else hidden
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be >= 1, got {features}")
+        _check_count("features", features)
+        _check_count("outputs", outputs)
         if any(width < 1 for width in hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {hidden}")
         if activation not in ACTIVATIONS:
@@ -109,52 +121,84 @@ class MLP(nn.Module):
             layers += [nn.Linear(width_in, width_out), ACTIVATIONS[activation]()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(widths[-1], 1))
+        layers.append(nn.Linear(widths[-1], outputs))
         self.layers = nn.Sequential(*layers)
+        self.outputs = outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(_as_features(x)).squeeze(-1)
+        out = self.layers(_as_features(x))
+        return out.squeeze(-1) if self.outputs == 1 else out
 
 
 def as_targets(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``prediction`` in the shape of the targets ``y``, or a ValueError that says why it cannot be.
 
-    One prediction per point: an output of shape (N, 1) (``torch.nn.Linear(F, 1)``) is flattened to
-    (N,); any other shape that differs from y's is refused, so the loss never broadcasts.
+    One prediction per point and target: for one target, an output of shape (N, 1)
+    (``torch.nn.Linear(F, 1)``) is flattened to (N,); any other shape that differs from y's is refused,
+    so the loss never broadcasts.
     """
     if prediction.shape == y.shape:
         return prediction
     if prediction.dim() == y.dim() + 1 and prediction.shape[-1] == 1 and prediction.shape[:-1] == y.shape:
         return prediction.squeeze(-1)
-    expected = tuple(y.shape)
-    raise ValueError(
-        f"the model's output has shape {tuple(prediction.shape)}; expected {expected} or"
-        f" {(*expected, 1)}, one prediction per point"
-    )
+    raise ValueError(f"the model's output has shape {tuple(prediction.shape)}; expected {expected_shape(y)}")
+
+
+def expected_shape(y: torch.Tensor) -> str:
+    """What a model's output must be for targets ``y``, in words."""
+    if y.dim() == 1:
+        return f"{tuple(y.shape)} or {(*y.shape, 1)}, one prediction per point"
+    targets = y.shape[-1]
+    return f"{tuple(y.shape)}, one prediction per point for each of the {targets} targets (e.g. outputs: {targets})"
 
 
 class Predictor(nn.Module):
-    """A trained model as it is used: raw x in, one prediction per point out, in the target's units.
+    """A trained model as it is used: raw x in, one prediction per point (and target) out, in the
+    targets' units.
 
     When the run standardized its features, ``x_mean`` and ``x_std`` (the training split's) are
-    applied first, so callers never see standardized units. ``feature_names`` are x's columns, in order.
+    applied first, so callers never see standardized units. ``feature_names`` are the model's input
+    columns, in order (a categorical column as its one-hot columns, ``color=red``); ``target_names``
+    its outputs. ``table`` takes the raw columns by name, categories as text, as the run's CSV had them.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        feature_names: list[str],
+        schema: Schema,
         x_mean: torch.Tensor | None = None,
         x_std: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self.feature_names = feature_names
+        self.schema = schema
+        self.feature_names = schema.feature_names
+        self.target_names = schema.target_names
         self.register_buffer("x_mean", x_mean)
         self.register_buffer("x_std", x_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return predict(self.model, x, self.x_mean, self.x_std)
+
+    def table(self, columns: Mapping[str, Sequence]) -> torch.Tensor:
+        """The predictions for a raw table given as ``{column: values}`` (e.g. ``DataFrame.to_dict("list")``):
+        x's columns by name, a categorical one's cells as its categories (text)."""
+        absent = [c for c in self.schema.x if c not in columns]
+        if absent:
+            raise ValueError(
+                f"the table has no column {absent[0]!r}; the run was trained on {', '.join(self.schema.x)}"
+            )
+        names = list(self.schema.x)
+        rows = list(zip(*(columns[c] for c in names), strict=True))
+        categorical = {c: [str(v) for v in columns[c]] for c in names if c in self.schema.categories}
+        if categorical:
+            rows = [
+                tuple(categorical[c][i] if c in categorical else v for c, v in zip(names, row, strict=True))
+                for i, row in enumerate(rows)
+            ]
+        x = torch.tensor(self.schema.encode(names, rows, None, "table", names), dtype=torch.float32)
+        with torch.no_grad():
+            return self(x.squeeze(-1) if x.shape[1] == 1 else x)
 
 
 def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_std: torch.Tensor | None) -> torch.Tensor:
@@ -191,18 +235,27 @@ def in_data_units(model: nn.Module, x_mean: torch.Tensor, x_std: torch.Tensor) -
     """A linear model's parameters for raw x, when it was trained on standardized x: from
     ``y = w . (x - mean) / std + b``, the weights are ``w / std`` and the bias ``b - w . (mean / std)``.
 
-    For a :class:`Line`, a :class:`LinearRegression` and a ``torch.nn.Linear`` with one output; None
-    for any other model (its parameters have no such reading).
+    For a :class:`Line`, a :class:`LinearRegression` and a ``torch.nn.Linear`` (each output on its own);
+    None for any other model (its parameters have no such reading).
     """
     if isinstance(model, Line):
         names, weight, bias = ("slope", "intercept"), model.slope, model.intercept
-    elif isinstance(model, LinearRegression) or (isinstance(model, nn.Linear) and model.out_features == 1):
+        weight, bias = weight.reshape(1, 1), bias.reshape(1)
+    elif isinstance(model, LinearRegression):
         names, weight, bias = ("weight", "bias"), model.weight, model.bias
+        weight, bias = weight.reshape(len(weight), -1), bias.reshape(-1)  # (features, outputs), (outputs,)
+    elif isinstance(model, nn.Linear):
+        names, weight, bias = ("weight", "bias"), model.weight.T, model.bias
     else:
         return None
-    per_feature = weight.shape[-1:] if weight.dim() else ()  # (F,) for weights, () for a Line's slope
-    mean, std = x_mean.double().reshape(per_feature), x_std.double().reshape(per_feature)
+    mean, std = x_mean.double().reshape(-1, 1), x_std.double().reshape(-1, 1)
     with torch.no_grad():
         raw_weight = weight.double() / std
-        raw_bias = (0 if bias is None else bias.double()) - (raw_weight * mean).sum()
-    return {names[0]: raw_weight, names[1]: raw_bias}
+        raw_bias = (0 if bias is None else bias.double()) - (raw_weight * mean).sum(dim=0)
+    shapes = (model.slope, model.intercept) if isinstance(model, Line) else (model.weight, model.bias)
+    if isinstance(model, nn.Linear):
+        raw_weight = raw_weight.T
+    return {
+        names[0]: raw_weight.reshape(shapes[0].shape),
+        names[1]: raw_bias.reshape(shapes[1].shape) if shapes[1] is not None else raw_bias,
+    }

@@ -14,6 +14,7 @@ from gd_torch.adapters.jsonargparse import optimizer_class_and_settings
 from gd_torch.adapters.lightning import is_attached
 from gd_torch.curvature import Optimizer, Stability
 from gd_torch.models import Predictor, as_targets, evaluating, predict
+from gd_torch.schema import Schema
 
 Reduction = Literal["mean", "sum"]
 
@@ -86,8 +87,8 @@ class GradientDescent(pl.LightningModule):
         # and less memory traffic; the first step pays for the compilation. It only shortens a step
         # whose time is the device's, not the host's (docs/performance.md).
         self._loss = torch.compile(self._eager_loss) if compile else self._eager_loss
-        # What the model's inputs are, learned from the data in setup (or from a checkpoint).
-        self.feature_names: list[str] | None = None
+        # What the model's inputs and outputs are, learned from the data in setup (or from a checkpoint).
+        self.schema: Schema | None = None
         self.register_buffer("x_mean", None)
         self.register_buffer("x_std", None)
         # The curvature at the initial parameters: set as the run sets up by the Curvature callback
@@ -98,8 +99,12 @@ class GradientDescent(pl.LightningModule):
         self._world_size = self.trainer.world_size  # read at every step; the property chain is not free
         features = getattr(self.trainer.datamodule, "features", None)  # gd_torch.data.Features
         if features is not None:
-            self.feature_names = list(features.names)
+            self.schema = getattr(self.trainer.datamodule, "schema", None)
             self.x_mean, self.x_std = features.mean, features.std
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        return self.schema.feature_names if self.schema else None
 
     def optimizer_settings(self) -> Optimizer:
         """What the stability bound depends on: SGD's settings, or the other optimizer's name."""
@@ -118,7 +123,7 @@ class GradientDescent(pl.LightningModule):
 
     def predictor(self) -> Predictor:
         """The trained model as a plain ``nn.Module`` of raw x, sharing this module's parameters."""
-        return Predictor(self.model, self.feature_names or [], self.x_mean, self.x_std)
+        return Predictor(self.model, self.schema or Schema([], ["y"]), self.x_mean, self.x_std)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._loss(x, y)
@@ -149,10 +154,11 @@ class GradientDescent(pl.LightningModule):
             return {"loss": loss, "global_loss": loss.detach().clone()}
         # Several processes, each with its own shard: DDP averages the gradients over them, so each
         # process's share of the global loss is scaled by the world size. For the sum that undoes
-        # the averaging; for the mean the divisor is the global batch size, not the local one.
+        # the averaging; for the mean the divisor is the global count of target values (points x
+        # targets), not the local one.
         x, y = batch
         squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum")
-        local = torch.stack([squared_error.detach(), torch.tensor(float(len(y)), device=y.device)])
+        local = torch.stack([squared_error.detach(), torch.tensor(float(y.numel()), device=y.device)])
         total_error, total_count = self.trainer.strategy.reduce(local, reduce_op="sum")
         divisor = total_count if self.reduction == "mean" else 1.0
         return {"loss": squared_error * self._world_size / divisor, "global_loss": total_error / divisor}
@@ -167,6 +173,7 @@ class GradientDescent(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["feature_names"] = self.feature_names
+        checkpoint["schema"] = self.schema.as_dict() if self.schema else None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["state_dict"]
@@ -178,7 +185,10 @@ class GradientDescent(pl.LightningModule):
             )
         if in_checkpoint and not here:  # load_from_checkpoint: the statistics come from the checkpoint alone
             self.x_mean, self.x_std = state["x_mean"], state["x_std"]
-        self.feature_names = self.feature_names or checkpoint.get("feature_names")
+        if self.schema is None and checkpoint.get("schema"):
+            self.schema = Schema.from_dict(checkpoint["schema"])
+        elif self.schema is None and checkpoint.get("feature_names"):  # a checkpoint from before schemas
+            self.schema = Schema(list(checkpoint["feature_names"]), ["y"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.learning_rate == "auto":

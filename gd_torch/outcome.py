@@ -56,7 +56,8 @@ class Outcome:
         message: What the console says about it (the divergence, the failure), or None.
         final_loss: The loss over the training split at the final parameters (in eval mode); None when
             it was not measured (a run that ended on an exception) or is not finite.
-        metrics: ``{split: {mse, rmse, mae, r2}}`` at the final parameters, when measured.
+        metrics: ``{split: {mse, rmse, mae, r2, ...}}`` at the final parameters, when measured
+            (gd_torch.metrics: per target too, and accuracy for a class).
     """
 
     reason: str
@@ -135,7 +136,9 @@ def outcome_of(
     if exception is None and trainer.is_global_zero and splits and hasattr(pl_module, "split_loss"):
         loss = pl_module.split_loss("train").item()
         outcome.final_loss = loss if math.isfinite(loss) else None
-        outcome.metrics = split_metrics(pl_module.model, splits)
+        schema = getattr(pl_module, "schema", None)  # the targets' names, and whether they are a class
+        targets = (schema.target_names, schema.one_hot_target) if schema else (None, False)
+        outcome.metrics = split_metrics(pl_module.model, splits, *targets)
         outcome.measured = True
     _OUTCOMES[trainer] = outcome
     return outcome

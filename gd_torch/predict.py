@@ -3,8 +3,11 @@
     python scripts/predict.py --run runs/real/version_0 --input new_rows.csv --output predicted.csv
 
 The input needs a header row and the columns the run was trained on (by name, in any order; other
-columns are carried along). The output is the input's rows with a ``prediction`` column appended,
-written whole or not at all. Exit code 0, or 2 with one ``error:`` line for a bad run or file.
+columns are carried along; a categorical column's cells are its categories, as in training). The
+output is the input's rows with the predictions appended, written whole or not at all: a
+``prediction`` column for one target; ``prediction_<target>`` for each of several; for a class
+(a categorical target) one score per class (``prediction_digit=3``) and ``prediction``, the class
+with the highest score. Exit code 0, or 2 with one ``error:`` line for a bad run or file.
 """
 
 import argparse
@@ -15,9 +18,10 @@ from pathlib import Path
 import torch
 
 from gd_torch.api import load_run
-from gd_torch.data import read_columns
 from gd_torch.errors import ConfigError
 from gd_torch.files import written_whole
+from gd_torch.schema import Schema
+from gd_torch.tables import read_columns
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -25,25 +29,41 @@ EXIT_OK, EXIT_INVALID = 0, 2
 def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: str = "last") -> int:
     """Writes ``output_path`` and returns the number of rows predicted."""
     predictor = load_run(run_dir, checkpoint)
-    names = predictor.feature_names
+    schema = predictor.schema
     source = Path(input_path)
     try:
-        rows = read_columns(source, names, None, key="--input").x
+        # Every row is predicted: a missing cell is an error, never a dropped row.
+        raw = read_columns(source, {"x": schema.x}, key="--input", categorical=frozenset(schema.categories))
+        x = torch.tensor(schema.encode(raw.columns, raw.rows, raw.lines, "--input", schema.x), dtype=torch.float32)
     except ValueError as error:
-        raise ConfigError(f"{error} (the run was trained on {', '.join(names)})") from None
-    x = torch.tensor(rows, dtype=torch.float32)
+        raise ConfigError(f"{error} (the run was trained on {', '.join(schema.x)})") from None
     with torch.no_grad():
-        predicted = predictor(x.squeeze(-1) if len(names) == 1 else x).tolist()
+        predicted = predictor(x.squeeze(-1) if x.shape[1] == 1 else x)
+    names, cells = prediction_columns(schema, predicted)
     with source.open(newline="") as file:
         table = [row for row in csv.reader(file) if row]
     header = [name.strip() for name in table[0]]
-    if "prediction" in header:
-        raise ConfigError(f"--input: {source} already has a column 'prediction'; rename it to keep it apart")
+    taken = [name for name in names if name in header]
+    if taken:
+        raise ConfigError(f"--input: {source} already has a column {taken[0]!r}; rename it to keep it apart")
     write_rows(
-        Path(output_path),
-        [[*table[0], "prediction"]] + [[*row, f"{value:.9g}"] for row, value in zip(table[1:], predicted, strict=True)],
+        Path(output_path), [[*table[0], *names]] + [[*row, *new] for row, new in zip(table[1:], cells, strict=True)]
     )
-    return len(predicted)
+    return len(cells)
+
+
+def prediction_columns(schema: Schema, predicted: torch.Tensor) -> tuple[list[str], list[list[str]]]:
+    """The names of the columns the predictions add, and each row's cells."""
+    values = predicted.reshape(len(predicted), -1)
+    numbers = [[f"{value:.9g}" for value in row] for row in values.tolist()]
+    if len(schema.target_names) == 1:
+        return ["prediction"], numbers
+    names = [f"prediction_{name}" for name in schema.target_names]
+    if not schema.one_hot_target:
+        return names, numbers
+    classes = schema.categories[schema.y[0]]
+    chosen = values.argmax(dim=1).tolist()
+    return [*names, "prediction"], [[*row, classes[i]] for row, i in zip(numbers, chosen, strict=True)]
 
 
 def write_rows(path: Path, rows: list[list[str]]) -> None:

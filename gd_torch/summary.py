@@ -227,7 +227,7 @@ def _parameter_lines(summary: dict[str, Any], model: torch.nn.Module) -> list[st
 def _metric_lines(metrics: dict[str, dict[str, float | None]]) -> list[str]:
     if not metrics:
         return []
-    names = list(next(iter(metrics.values())))
+    names = [name for name in next(iter(metrics.values())) if "/" not in name]  # averages; per target in the JSON
     lines = ["  metrics:    " + "".join(f"{name:>13}" for name in names)]
     for split, values in metrics.items():
         cells = "".join(f"{'-' if values[name] is None else _number(values[name]):>13}" for name in names)

@@ -1,7 +1,8 @@
-"""The README's picture of the edge of stability: full-batch gradient descent (plain SGD) on the MLP of
-configs/mlp.yaml at two learning rates, with the sharpness measured every 20 steps.
+"""The README's pictures of the edge of stability: full-batch gradient descent (plain SGD) at two
+learning rates, with the sharpness measured as it trains.
 
-    python scripts/edge_of_stability.py            # writes docs/edge_of_stability.png (about 30 s)
+    python scripts/edge_of_stability.py            # docs/edge_of_stability.png: configs/mlp.yaml's MLP
+    python scripts/edge_of_stability.py digits     # docs/edge_of_stability_digits.png: configs/digits.yaml
 
 The sharpness (the loss Hessian's largest eigenvalue) climbs as the network trains until it reaches
 2 / lr, the largest value at which descent is stable at that rate, and then stays there while the
@@ -11,6 +12,7 @@ Edge of Stability", ICLR 2021).
 
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -18,25 +20,45 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from gd_torch.command import main
 
 REPO = Path(__file__).resolve().parents[1]
-LEARNING_RATES = (0.05, 0.1)
-STEPS = 4000
 
 
-def run(learning_rate: float, save_dir: str) -> dict[str, list[tuple[int, float]]]:
+@dataclass
+class Setup:
+    title: str
+    flags: list[str]
+    learning_rates: tuple[float, float]
+    steps: int
+    every: int
+    output: str
+
+
+SETUPS = {
+    "mlp": Setup(
+        "Full-batch gradient descent on an MLP: the sharpness rises until it meets 2 / lr",
+        ["--config", str(REPO / "configs" / "mlp.yaml"), f"--data.init_args.path={REPO / 'data' / 'noisy_sine.csv'}",
+         "--data.init_args.val_fraction=0", "--model.optimizer=null"],  # plain SGD: the bound 2 / lr holds for it
+        (0.05, 0.1), 4000, 20, "edge_of_stability.png",
+    ),
+    "digits": Setup(
+        "Full-batch gradient descent on the handwritten digits (MSE on one-hot classes): sharpness to 2 / lr",
+        ["--config", str(REPO / "configs" / "digits.yaml"), f"--data.init_args.path={REPO / 'data' / 'digits.csv'}"],
+        (0.5, 1.0), 3000, 50, "edge_of_stability_digits.png",
+    ),
+}  # fmt: skip
+
+
+def run(setup: Setup, learning_rate: float, save_dir: str) -> dict[str, list[tuple[int, float]]]:
     code = main(
         [
-            "--config", str(REPO / "configs" / "mlp.yaml"),
-            f"--data.init_args.path={REPO / 'data' / 'noisy_sine.csv'}",
-            "--data.init_args.val_fraction=0",
-            "--model.optimizer=null",  # plain SGD: the bound 2 / lr holds for it
+            *setup.flags,
             f"--model.learning_rate={learning_rate}",
-            "--tensorboard.sharpness_every=20",
-            f"--trainer.max_steps={STEPS}",
+            f"--tensorboard.sharpness_every={setup.every}",
+            f"--trainer.max_steps={setup.steps}",
             "--trainer.callbacks=[]",
             f"--trainer.logger.init_args.save_dir={save_dir}",
             f"--trainer.logger.init_args.name=lr_{learning_rate}",
         ]
-    )  # fmt: skip
+    )
     if code != 0:
         sys.exit(f"the run at learning rate {learning_rate} ended with exit code {code}")
     (run_dir,) = Path(save_dir).glob(f"lr_{learning_rate}/version_*")
@@ -45,7 +67,7 @@ def run(learning_rate: float, save_dir: str) -> dict[str, list[tuple[int, float]
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in ("train/loss", "train/sharpness")}
 
 
-def draw(curves: dict[float, dict[str, list[tuple[int, float]]]], path: Path) -> None:
+def draw(curves: dict[float, dict[str, list[tuple[int, float]]]], title: str, path: Path) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 6), layout="constrained")
@@ -58,7 +80,7 @@ def draw(curves: dict[float, dict[str, list[tuple[int, float]]]], path: Path) ->
         steps, values = zip(*tags["train/loss"], strict=True)
         loss.plot(steps, values, color=colour, label=f"train/loss, learning_rate {learning_rate:g}")
     sharpness.set_ylabel("largest Hessian eigenvalue")
-    sharpness.set_title("Full-batch gradient descent on an MLP: the sharpness rises until it meets 2 / lr")
+    sharpness.set_title(title, fontsize="medium")
     sharpness.legend(fontsize="small")
     loss.set_yscale("log")
     loss.set_xlabel("step")
@@ -68,9 +90,17 @@ def draw(curves: dict[float, dict[str, list[tuple[int, float]]]], path: Path) ->
 
 
 if __name__ == "__main__":
+    name = sys.argv[1] if len(sys.argv) > 1 else "mlp"
+    if name not in SETUPS:
+        sys.exit(f"error: no picture {name!r}; choose from {', '.join(SETUPS)}")
+    setup = SETUPS[name]
     sys.argv = sys.argv[:1]
     with tempfile.TemporaryDirectory() as save_dir:
-        curves = {learning_rate: run(learning_rate, save_dir) for learning_rate in LEARNING_RATES}
-    output = REPO / "docs" / "edge_of_stability.png"
-    draw(curves, output)
+        curves = {learning_rate: run(setup, learning_rate, save_dir) for learning_rate in setup.learning_rates}
+    output = REPO / "docs" / setup.output
+    draw(curves, setup.title, output)
+    for learning_rate, tags in curves.items():
+        values = [value for _, value in tags["train/sharpness"]]
+        print(f"learning_rate {learning_rate:g}: sharpness {values[0]:.3g} at step 0, {max(values):.3g} at most,"
+              f" {values[-1]:.3g} at the end; 2 / lr = {2 / learning_rate:g}")  # fmt: skip
     print(f"Wrote {output}")
