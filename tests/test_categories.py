@@ -109,7 +109,7 @@ def test_bad_categorical_settings_are_one_error_line(train, tmp_path, flag, word
     assert_clean_error(train(*flags(path), flag, config=CSV), *words)
 
 
-def test_digits_is_a_class_learned_as_ten_targets_with_accuracy(train):
+def test_digits_is_a_class_learned_as_ten_targets_with_accuracy(train, tmp_path):
     run = train("--trainer.max_steps=150", "--tensorboard.sharpness_every=0", config=DIGITS)
     assert run.exit_code == 0, run.stderr
     model = load_run(run.run_dir)
@@ -125,3 +125,13 @@ def test_digits_is_a_class_learned_as_ten_targets_with_accuracy(train):
     assert reported == pytest.approx(accuracy, abs=1e-9)
     assert metrics["val"]["accuracy"] > 0.8, metrics["val"]
     assert "accuracy" in run.stdout.split("metrics:")[1].splitlines()[0]
+    # predict.py: each class's score, and the class with the highest one.
+    output = tmp_path / "predicted.csv"
+    assert (
+        predict_main(["--run", str(run.run_dir), "--input", str(REPO / "data" / "digits.csv"), "--output", str(output)])
+        == 0
+    )
+    with output.open() as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0])[-11:] == [*(f"prediction_digit={d}" for d in range(10)), "prediction"]
+    assert [int(row["prediction"]) for row in rows] == scores.argmax(axis=1).tolist()
