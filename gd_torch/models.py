@@ -83,8 +83,9 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": 
 
 
 class MLP(nn.Module):
-    """A small multi-layer perceptron, for curves a line cannot fit: shape (N,) out for one output,
-    (N, outputs) for several (one per target).
+    """A small multi-layer perceptron, for curves a line cannot fit.
+
+    Its output is of shape (N,) for one output, (N, outputs) for several (one per target).
 
     PyTorch's default initialisation: set ``seed_everything`` to make it repeatable.
 
