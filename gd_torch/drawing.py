@@ -15,7 +15,7 @@ def draw_trajectory(
 
     axes, values = landscape
     descent = {"color": "C3", "label": "gradient descent", "gid": "path"}
-    figure = Figure(figsize=(8, 5), layout="constrained")
+    figure = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = figure.add_subplot()
     if len(names) == 1:
         ax.plot(axes[0].numpy(), values.numpy(), color="0.6", label=f"loss L({names[0]})")
@@ -42,7 +42,7 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
     in one scatter)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 5), layout="constrained")
+    figure = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = figure.add_subplot()
     if curve is not None:
         for name, (x, y, _) in shown.items():
@@ -75,7 +75,7 @@ def draw_fit(shown: dict, curve, feature_names: list[str], target: str):
 def draw_losses(steps: list[int], losses: torch.Tensor, val_steps: list[int], val: torch.Tensor | None):
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 5), layout="constrained")
+    figure = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = figure.add_subplot()
     ax.plot(steps, losses.numpy(), color="C0", label="train/loss")
     if val is not None:

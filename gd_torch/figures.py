@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -144,12 +145,22 @@ def drawn_or_said(draw, trainer: pl.Trainer, pl_module, name: str) -> None:
 
 
 def publish(trainer: pl.Trainer, figure, run_dir: Path, tag: str, metadata: dict | None = None) -> None:
-    """``<tag>.png`` in the run directory (800 x 500 pixels) and ``tag`` in TensorBoard's Images tab."""
+    """``<tag>.png`` in the run directory (800 x 500 pixels) and ``tag`` in TensorBoard's Images tab.
+
+    The figure is rendered once and the same pixels go to both (``savefig`` and ``add_figure`` would
+    each render it again: most of a short run's end)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())  # (height, width, 4), at the figure's 100 dpi
     with written_whole(run_dir / f"{tag}.png") as temporary:
-        figure.savefig(temporary, format="png", dpi=100, metadata=metadata)
+        imsave(temporary, pixels, format="png", metadata=metadata)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(tag, figure, global_step=max(completed_step(trainer), 0))
+            step = max(completed_step(trainer), 0)
+            logger.experiment.add_image(tag, pixels[:, :, :3], global_step=step, dataformats="HWC")
             logger.experiment.flush()
 
 

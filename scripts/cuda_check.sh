@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one go: the CUDA-marked tests, the article on the GPU, and the
-# benchmark's CUDA rows. Run from the repository root on a machine with CUDA; CI has none.
+# The checks that need a GPU, in one go: the CUDA-marked tests, the article on the GPU, the
+# benchmark's CUDA rows and a 100M-parameter MLP's first step (curvature false / auto / true). Run from the repository root on a machine with CUDA; CI has none.
 #   bash scripts/cuda_check.sh [--quick]      (--quick: the benchmark at small N)
 set -uo pipefail
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 1
@@ -10,4 +10,5 @@ out=$(mktemp -d)
 python scripts/train.py --config configs/article.yaml --trainer.logger.init_args.save_dir "$out" || status=1
 cat "$out"/article/version_0/summary.json || status=1
 python scripts/benchmark.py --cuda-only "$@" || status=1
+python scripts/first_step.py --hidden 5773 5773 5773 5773 --quick || status=1
 exit $status

@@ -2,14 +2,16 @@
 
     python scripts/first_step.py                 # the 8.4M-parameter MLP on the CPU (minutes)
     python scripts/first_step.py --hidden 256 256 --quick
+    python scripts/first_step.py --hidden 5773 5773 5773 5773 --quick   # ~100M parameters, on a GPU
 
 The job: ``configs/synthetic.yaml`` (10,000 points, batches of 100) with an MLP of three hidden layers
 of 2048 (8,398,849 parameters), one SGD step, as a whole process. Rows: the command with
 ``curvature.enabled`` false, auto (skipped above its budget, with a line) and true (bounded by
 ``max_points`` and ``max_iterations``), and a plain PyTorch script that builds the same MLP and data
 and takes the same step. Each runs ``--repeats`` times in turns; the table gives the median and the
-largest peak resident memory (the process's own ``ru_maxrss``). scripts/benchmark.py appends this
-table to its full run.
+largest peak resident memory (the process's own ``ru_maxrss``: host memory, also on a GPU). Every row
+runs on CUDA when it is available (the command's accelerator is auto). scripts/benchmark.py appends
+this table to its full run; scripts/cuda_check.sh runs the 100M-parameter one.
 """
 
 import argparse
@@ -27,13 +29,14 @@ PLAIN = """
 import sys, torch
 from torch import nn
 hidden = [int(h) for h in sys.argv[1:]]
+device = "cuda" if torch.cuda.is_available() else "cpu"  # as the command's accelerator: auto
 torch.manual_seed(0)
-x = torch.rand(10_000) * 10 - 5
-y = 2 * x + 1 + 0.5 * torch.randn(10_000)
+x = (torch.rand(10_000) * 10 - 5).to(device)
+y = 2 * x + 1 + 0.5 * torch.randn(10_000, device=device)
 widths, layers = [1, *hidden], []
 for a, b in zip(widths, widths[1:]):
     layers += [nn.Linear(a, b), nn.Tanh()]
-model = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
+model = nn.Sequential(*layers, nn.Linear(widths[-1], 1)).to(device)
 optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 loss = nn.functional.mse_loss(model(x[:100, None]).squeeze(-1), y[:100])
 loss.backward()

@@ -98,6 +98,7 @@ def test_a_loggers_version_is_read_predicted_and_pinned(tmp_path, logger_class):
     assert logger.log_dir == str(tmp_path / "run" / "version_7")
 
 
+@pytest.mark.slow  # importing MLflow takes seconds
 def test_an_mlflow_loggers_tracking_uri(tmp_path):
     pytest.importorskip("mlflow")
     from lightning.pytorch.loggers import MLFlowLogger

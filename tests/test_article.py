@@ -9,7 +9,7 @@ from conftest import ARTICLE, ARTICLE_ROWS, article_columns, run_command
 pytestmark = pytest.mark.xdist_group("article_run")  # one worker: the runs these tests share are made once
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when other files run between its tests
 def article_run(tmp_path_factory):
     return run_command("--config", str(ARTICLE), save_dir=tmp_path_factory.mktemp("runs"))
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tensorboard_server")]
 RUNS = ["article_sweep/lr_0.01/version_0", "article_sweep/lr_0.3/version_0"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when other files run between its tests
 def logdir(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("sweep")
     sweep = [sys.executable, "scripts/sweep.py", "--config", str(ARTICLE), "--learning-rates", "0.01", "0.3"]
@@ -27,7 +27,7 @@ def logdir(tmp_path_factory):
     return save_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when other files run between its tests
 def tensorboard(logdir):
     """GET (or POST with ``body``) a path of a TensorBoard server started on a free local port."""
     port = free_port()

@@ -38,7 +38,7 @@ def numpy_r2(prediction: np.ndarray, y: np.ndarray) -> float:
     return 1 - np.sum((prediction - y) ** 2) / np.sum((y - y.mean()) ** 2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when other files run between its tests
 def real_run(tmp_path_factory):
     from gd_torch.command import main
 
@@ -110,6 +110,7 @@ def test_held_out_splits_give_val_loss_and_metrics_for_each(train):
         "--data.init_args.val_fraction=0.2",
         "--data.init_args.test_fraction=0.2",
         "--trainer.val_check_interval=7",
+        "--trainer.max_steps=70",  # ten validations
         "--trainer.callbacks=[]",
         f"--data.init_args.path={THREE_FEATURES}",
         config=CONFIGS / "csv.yaml",

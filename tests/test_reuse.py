@@ -81,6 +81,7 @@ def test_load_run_rebuilds_any_model_from_the_run(train, config, flags):
     assert model.x_mean is None  # not standardized: raw x goes straight in
 
 
+@pytest.mark.slow  # a real process
 def test_predict_script_appends_a_prediction_column(csv_run, tmp_path):
     rows = tmp_path / "rows.csv"
     rows.write_text("id,x3,x1,x2\n" + "a,1.103,0.5,1.589\n" + "b,0,0,0\n")  # other order, an extra column
