@@ -18,8 +18,10 @@ from gd_torch.models import Predictor
 def load_run(run_dir: str | Path, checkpoint: str = "last") -> Predictor:
     """The trained model of a run: an ``nn.Module`` in eval mode on the CPU that maps raw x (shape
     (N,) for one feature, (N, F) for several, columns in the order of ``feature_names``) to one
-    prediction per point, in the target's units. When the run standardized its features, the
-    training split's statistics are folded in; the model itself is ``.model``.
+    prediction per point, in the target's units ((N, k) for k targets, named by ``target_names``).
+    When the run standardized its features, the training split's statistics are folded in; the
+    model itself is ``.model``. ``.table({column: values})`` takes the raw table instead: x's columns
+    by name, a categorical one's cells as its categories (the run's ``schema``).
 
     It is built from the run's checkpoint, whose hyperparameters hold the model section of the run's
     ``config.yaml``. ``checkpoint`` is ``"last"`` (``checkpoints/last.ckpt``), ``"best"`` (the best one

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
+from gd_torch.adapters.loggers import close_writer
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
 from gd_torch.configfile import SaveConfig, check_yaml, config_files
@@ -211,7 +212,10 @@ class GradientDescentCLI(LightningCLI):
 
     def take_back_run_directories(self) -> None:
         """A signal came before training started: the run directories claimed for it go, with whatever
-        the set-up wrote there (config.yaml, an empty event file). Only directories this command made."""
+        the set-up wrote there (config.yaml, an empty event file). Only directories this command made.
+        The event writers are closed first: their thread must not write into a directory being removed."""
+        for logger in self.trainer.loggers if self.claimed and hasattr(self, "trainer") else []:
+            close_writer(logger)
         for run_dir in self.claimed:
             shutil.rmtree(run_dir, ignore_errors=True)
         self.claimed = []

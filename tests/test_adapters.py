@@ -98,6 +98,16 @@ def test_a_loggers_version_is_read_predicted_and_pinned(tmp_path, logger_class):
     assert logger.log_dir == str(tmp_path / "run" / "version_7")
 
 
+def test_a_tensorboard_writer_is_closed_only_when_it_was_made(tmp_path):
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="run")
+    loggers.close_writer(logger)
+    assert not (tmp_path / "run").exists()  # no writer made, no event file
+    logger.experiment.add_scalar("a", 1.0, 0)
+    loggers.close_writer(logger)
+    assert logger.experiment.all_writers is None  # SummaryWriter.close() drops its writers
+    loggers.close_writer(CSVLogger(str(tmp_path)))  # other loggers: nothing to close
+
+
 @pytest.mark.slow  # importing MLflow takes seconds
 def test_an_mlflow_loggers_tracking_uri(tmp_path):
     pytest.importorskip("mlflow")

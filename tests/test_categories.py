@@ -135,3 +135,20 @@ def test_digits_is_a_class_learned_as_ten_targets_with_accuracy(train, tmp_path)
         rows = list(csv.DictReader(file))
     assert list(rows[0])[-11:] == [*(f"prediction_digit={d}" for d in range(10)), "prediction"]
     assert [int(row["prediction"]) for row in rows] == scores.argmax(axis=1).tolist()
+
+
+def test_a_predictor_takes_the_raw_table_by_column_name():
+    from gd_torch.models import LinearRegression, Predictor
+    from gd_torch.schema import Schema
+
+    model = LinearRegression(4)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([1.0, 10.0, 20.0, 30.0]))
+    predictor = Predictor(model, Schema(["x1", "color"], ["y"], {"color": ["blue", "green", "red"]}))
+    assert predictor.feature_names == ["x1", "color=blue", "color=green", "color=red"]
+    predicted = predictor.table({"color": ["red", "blue"], "x1": [0.5, 2.0], "other": ["a", "b"]})
+    assert predicted.tolist() == [30.5, 12.0]
+    with pytest.raises(ValueError, match=r"row 1, column 'color': 'pink' \(it has color: blue, green, red\)"):
+        predictor.table({"x1": [0.5, 2.0], "color": ["red", "pink"]})
+    with pytest.raises(ValueError, match="the table has no column 'color'; the run was trained on x1, color"):
+        predictor.table({"x1": [0.5]})

@@ -126,12 +126,13 @@ def test_a_signal_while_the_command_loads(tmp_path, signum, exit_code, line):
 
 @BEFORE_TRAINING
 def test_a_signal_during_the_set_up_leaves_no_run_directory(tmp_path, signum, exit_code, line):
-    """The curvature of a 1M-parameter MLP takes seconds before the first step, after the run
-    directory was claimed: the signal, sent as soon as the directory exists, ends the command at
+    """The curvature of a 1M-parameter MLP, asked for, takes seconds before the first step, after the
+    run directory was claimed: the signal, sent as soon as the directory exists, ends the command at
     once, with one line, and the directory is taken back."""
     argv = command(
         "--config", str(REPO / "configs" / "synthetic.yaml"), "--model.model=gd_torch.models.MLP",
-        "--model.model.init_args.hidden=[1024, 1024]", save_dir=tmp_path,
+        "--model.model.init_args.hidden=[1024, 1024]", "--curvature.enabled=true", "--curvature.max_points=256",
+        save_dir=tmp_path,
     )  # fmt: skip
     process = subprocess.Popen(
         argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True

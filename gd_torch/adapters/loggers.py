@@ -27,6 +27,13 @@ def next_version(logger: FileLogger) -> int:
     return logger._get_next_version()
 
 
+def close_writer(logger: Logger) -> None:
+    """Close a TensorBoard logger's event writer if it made one (its thread then writes nothing more),
+    without making one; ``logger.experiment`` would make it."""
+    if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
+        logger._experiment.close()
+
+
 def tracking_uri(logger: Logger) -> str | None:
     """Where an MLFlowLogger sends its runs (without importing mlflow); None for other loggers."""
     return logger._tracking_uri if is_mlflow(logger) else None
