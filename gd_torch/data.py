@@ -313,9 +313,6 @@ class CSVPoints(PointData):
                         flush=True,
                     )
 
-    def feature_names(self, count: int) -> list[str]:
-        return self.schema.feature_names if self.schema else self.x_columns
-
     def _learn_schema(self) -> Schema:
         """The categories of each categorical column, from the rows of the training split."""
         table = self.tables["path"]

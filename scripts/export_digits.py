@@ -1,7 +1,7 @@
 """Writes data/digits.csv, the 8x8 handwritten digits that scikit-learn ships (1,797 images of 10
 classes, from the UCI "Optical Recognition of Handwritten Digits" set), once:
 
-    pip install scikit-learn && python scripts/export_digits.py
+    pip install -e ".[data]" && python scripts/export_digits.py
 
 One row per image: 64 pixel columns ``p<row><column>`` (ink from 0 to 1, row by row: scikit-learn's
 0-16 divided by 16, exact in binary) and the class ``digit`` (0-9), in scikit-learn's order.

@@ -9,7 +9,7 @@ from gd_torch.command import main
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow  # 800 runs of the command
+pytestmark = pytest.mark.slow  # hundreds of runs of the command
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 MISTAKES = ["-1", "0", "1e30", ".nan", "text", "[]", "null", "{a: 1}"]

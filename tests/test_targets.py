@@ -130,3 +130,23 @@ def test_two_processes_follow_one_with_two_targets(train, tmp_path):
     assert [v for _, v in two_processes] == pytest.approx([v for _, v in one_process], rel=1e-6)
     assert ddp.summary["curvature"] == pytest.approx(one.summary["curvature"], rel=1e-9)
     assert ddp.summary["params"]["bias"] == pytest.approx(one.summary["params"]["bias"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--data.init_args.x=[x1, y]"], ("x and y both name the column 'y'; a column is a feature or a target",)),
+        (["--data.init_args.y=[]"], ("y must name at least one column",)),
+        (["--data.init_args.y=[y, y3]"], ("data.init_args.y:", "has no column 'y3'")),
+    ],
+)
+def test_bad_target_columns_are_one_error_line(train, flags, words):
+    assert_clean_error(train(*flags, config=CSV), *words)
+
+
+def test_x_left_out_is_every_column_but_the_targets(train, tmp_path):
+    path, _, _ = two_targets(tmp_path)
+    run = train(f"--data.init_args.path={path}", "--data.init_args.x=null", "--data.init_args.y=y2",
+                "--model.model.init_args.features=4", "--trainer.max_steps=3", config=CSV)  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert load_run(run.run_dir).feature_names == ["x1", "x2", "x3", "y"]  # the other target is a feature here
