@@ -241,22 +241,17 @@ def in_data_units(model: nn.Module, x_mean: torch.Tensor, x_std: torch.Tensor) -
     """
     if isinstance(model, Line):
         names, weight, bias = ("slope", "intercept"), model.slope, model.intercept
-        weight, bias = weight.reshape(1, 1), bias.reshape(1)
-    elif isinstance(model, LinearRegression):
+    elif isinstance(model, LinearRegression | nn.Linear):
         names, weight, bias = ("weight", "bias"), model.weight, model.bias
-        weight, bias = weight.reshape(len(weight), -1), bias.reshape(-1)  # (features, outputs), (outputs,)
-    elif isinstance(model, nn.Linear):
-        names, weight, bias = ("weight", "bias"), model.weight.T, model.bias
     else:
         return None
+    # The weights as (features, outputs): a Line's slope is (), LinearRegression's weight (F,) or
+    # (F, k), nn.Linear's (k, F).
+    features = x_mean.numel()
+    by_feature = weight.T if isinstance(model, nn.Linear) else weight.reshape(features, -1)
     mean, std = x_mean.double().reshape(-1, 1), x_std.double().reshape(-1, 1)
     with torch.no_grad():
-        raw_weight = weight.double() / std
-        raw_bias = (0 if bias is None else bias.double()) - (raw_weight * mean).sum(dim=0)
-    shapes = (model.slope, model.intercept) if isinstance(model, Line) else (model.weight, model.bias)
-    if isinstance(model, nn.Linear):
-        raw_weight = raw_weight.T
-    return {
-        names[0]: raw_weight.reshape(shapes[0].shape),
-        names[1]: raw_bias.reshape(shapes[1].shape) if shapes[1] is not None else raw_bias,
-    }
+        raw = by_feature.double() / std
+        shift = (raw * mean).sum(dim=0)  # (outputs,)
+        raw_bias = -shift if bias is None else bias.double() - shift.reshape(bias.shape)
+    return {names[0]: (raw.T if isinstance(model, nn.Linear) else raw).reshape(weight.shape), names[1]: raw_bias}

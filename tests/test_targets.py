@@ -150,3 +150,23 @@ def test_x_left_out_is_every_column_but_the_targets(train, tmp_path):
                 "--model.model.init_args.features=4", "--trainer.max_steps=3", config=CSV)  # fmt: skip
     assert run.exit_code == 0, run.stderr
     assert load_run(run.run_dir).feature_names == ["x1", "x2", "x3", "y"]  # the other target is a feature here
+
+
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_a_standardized_linear_model_of_several_targets_in_the_datas_units(outputs):
+    from torch import nn
+
+    from gd_torch.models import LinearRegression, in_data_units
+
+    torch.manual_seed(0)
+    mean, std = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([2.0, 0.5, 4.0])
+    x = torch.randn(6, 3) * std + mean
+    for model in (LinearRegression(3, outputs), nn.Linear(3, outputs)):
+        for parameter in model.parameters():
+            nn.init.normal_(parameter)
+        raw = in_data_units(model, mean, std)
+        with torch.no_grad():
+            expected = model((x - mean) / std).double()
+        weight = raw["weight"].T if isinstance(model, nn.Linear) else raw["weight"]
+        assert (x.double() @ weight + raw["bias"]).numpy() == pytest.approx(expected.numpy(), abs=1e-5)
+        assert raw["weight"].shape == model.weight.shape and raw["bias"].shape == model.bias.shape
