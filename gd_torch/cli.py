@@ -167,7 +167,8 @@ class GradientDescentCLI(LightningCLI):
         if self.ckpt_path is not None:
             optimizer = (section.get("optimizer") or {}).get("class_path")
             features = getattr(self.datamodule, "features", None)
-            step = check_checkpoint(Path(self.ckpt_path), self.model.model, features, optimizer)
+            schema = getattr(self.datamodule, "schema", None)
+            step = check_checkpoint(Path(self.ckpt_path), self.model.model, features, optimizer, schema)
         if self.resumed_in is not None:
             self.say(f"Resuming {self.resumed_in} from its last checkpoint (step {step})")
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with

@@ -10,6 +10,7 @@ from torch import nn
 
 from gd_torch.data import Features
 from gd_torch.errors import ConfigError, one_line
+from gd_torch.schema import Schema
 
 SGD = "torch.optim.SGD"
 
@@ -26,9 +27,12 @@ def latest_run(root: Path) -> Path | None:
     return max(checkpoints, key=lambda path: path.stat().st_mtime_ns).parent.parent
 
 
-def check_checkpoint(path: Path, model: nn.Module, features: Features | None, optimizer: str | None) -> int:
+def check_checkpoint(
+    path: Path, model: nn.Module, features: Features | None, optimizer: str | None, schema: Schema | None = None
+) -> int:
     """Raise :class:`ConfigError` unless ``path`` can resume a run of ``model`` on data with ``features``
-    and the optimizer of class path ``optimizer`` (None: SGD). Returns the step it was saved at."""
+    and the optimizer of class path ``optimizer`` (None: SGD), its columns and categories as the data's
+    ``schema`` has them. Returns the step it was saved at."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # junk, a truncated file, or one the installed versions cannot read
@@ -60,6 +64,22 @@ def check_checkpoint(path: Path, model: nn.Module, features: Features | None, op
         )
     if problems:
         raise ConfigError(f"ckpt_path: {path} is of another model: {'; '.join(problems)}")
+    if schema is not None and checkpoint.get("schema"):  # the columns and categories it was trained on
+        trained_on = Schema.from_dict(checkpoint["schema"])
+        for what, there, here in (
+            ("features", trained_on.feature_names, schema.feature_names),
+            ("targets", trained_on.target_names, schema.target_names),
+        ):
+            if there != here:
+                differences = [
+                    f"{side} {listed(names)}"
+                    for side, names in (
+                        ("only in the checkpoint:", [n for n in there if n not in here]),
+                        ("only in this run's data:", [n for n in here if n not in there]),
+                    )
+                    if names
+                ] or ["the same, in another order"]
+                raise ConfigError(f"ckpt_path: {path} was trained on other {what}: {'; '.join(differences)}")
     theirs = (checkpoint.get("hyper_parameters", {}).get("optimizer") or {}).get("class_path", SGD)
     ours = optimizer or SGD
     if theirs != ours:

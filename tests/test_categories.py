@@ -152,3 +152,19 @@ def test_a_predictor_takes_the_raw_table_by_column_name():
         predictor.table({"x1": [0.5, 2.0], "color": ["red", "pink"]})
     with pytest.raises(ValueError, match="the table has no column 'color'; the run was trained on x1, color"):
         predictor.table({"x1": [0.5]})
+
+
+def test_resuming_on_other_categories_is_one_error_line(train, tmp_path):
+    path, other = tmp_path / "coloured.csv", tmp_path / "other.csv"
+    coloured(path)
+    coloured(other, colours=("blue", "purple", "red"))  # as many one-hot columns, other meanings
+    first = train(*flags(path, "--trainer.max_steps=5"), config=CSV)
+    assert first.exit_code == 0, first.stderr
+    checkpoint = first.run_dir / "checkpoints" / "last.ckpt"
+    run = train(*flags(other, "--trainer.max_steps=10", f"--ckpt_path={checkpoint}"), config=CSV)
+    assert run.exit_code == 2 and run.made == []  # nothing trained, no second run directory
+    (line,) = run.stderr.splitlines()
+    assert line == (
+        f"error: ckpt_path: {checkpoint} was trained on other features:"
+        " only in the checkpoint: color=green; only in this run's data: color=purple"
+    )
