@@ -215,7 +215,7 @@ class GradientDescentCLI(LightningCLI):
         """A signal came before training started: the run directories claimed for it go, with whatever
         the set-up wrote there (config.yaml, an empty event file). Only directories this command made.
         The event writers are closed first: their thread must not write into a directory being removed."""
-        for logger in self.trainer.loggers if self.claimed and hasattr(self, "trainer") else []:
+        for logger in self.trainer.loggers if self.claimed else []:  # claims come after the trainer is built
             close_writer(logger)
         for run_dir in self.claimed:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -189,14 +189,10 @@ class Predictor(nn.Module):
             raise ValueError(
                 f"the table has no column {absent[0]!r}; the run was trained on {', '.join(self.schema.x)}"
             )
-        names = list(self.schema.x)
-        rows = list(zip(*(columns[c] for c in names), strict=True))
-        categorical = {c: [str(v) for v in columns[c]] for c in names if c in self.schema.categories}
-        if categorical:
-            rows = [
-                tuple(categorical[c][i] if c in categorical else v for c, v in zip(names, row, strict=True))
-                for i, row in enumerate(rows)
-            ]
+        names = self.schema.x
+        # A categorical column's cells as text, as the CSV had them (a DataFrame may hold numbers).
+        cells = [[str(v) for v in columns[c]] if c in self.schema.categories else columns[c] for c in names]
+        rows = list(zip(*cells, strict=True))
         x = torch.tensor(self.schema.encode(names, rows, None, "table", names), dtype=torch.float32)
         with torch.no_grad():
             return self(x.squeeze(-1) if x.shape[1] == 1 else x)
