@@ -245,12 +245,23 @@ class GradientDescentCLI(LightningCLI):
         """Where ``cls`` is configured: ``model``, ``data.init_args``, ``trainer.callbacks[1].init_args``."""
         if cls is self.model_class:
             return "model"
-        class_path = f"{cls.__module__}.{cls.__qualname__}"
         for key, value in self.config.items():
-            if key.endswith("class_path") and value == class_path:
+            if key.endswith("class_path") and names(value, cls):
                 return key.removesuffix("class_path") + "init_args"
             if isinstance(value, list):
                 for i, item in enumerate(value):
-                    if getattr(item, "class_path", None) == class_path:
+                    if names(getattr(item, "class_path", None), cls):
                         return f"{key}[{i}].init_args"
         return None
+
+
+def names(class_path: object, cls: type) -> bool:
+    """Whether a config's ``class_path`` is ``cls``, by its own name or another (``CSVPoints`` is
+    ``TablePoints``)."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    if class_path == f"{cls.__module__}.{cls.__qualname__}":
+        return True
+    module, _, name = class_path.rpartition(".")
+    found = sys.modules.get(module)  # a class the config names is imported already
+    return found is not None and getattr(found, name, None) is cls

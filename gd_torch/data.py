@@ -1,4 +1,4 @@
-"""Where the points come from: inline in the config, a CSV file, or a synthetic line; how they are
+"""Where the points come from: inline in the config, a table (a file or a DataFrame), or a synthetic line; how they are
 split into training, validation and test points; and how the features are standardized.
 
 Every DataModule here puts all its points on the training device once, in ``setup``, and hands out
@@ -8,18 +8,22 @@ of its points (the final loss, the metrics, the pictures).
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pyarrow as pa
 import torch
 
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
-from gd_torch.schema import Schema, learn_categories
-from gd_torch.tables import Missing, Table, read_columns, read_header
+from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.tables import Missing, Source, Table, file_source, memory_source, read_columns, read_header
 
-__all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine"]
+__all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine", "TablePoints"]
 SPLITS = ("train", "val", "test")
 
 
@@ -35,7 +39,7 @@ class Features:
 
 
 class PointData(pl.LightningDataModule):
-    """Points on the training device: Points, CSVPoints, SyntheticLine, or a subclass of your own.
+    """Points on the training device: Points, TablePoints, SyntheticLine, or a subclass of your own.
 
     The common part of them: held-out splits, standardization, device placement, full batch or
     shuffled mini-batches. Subclasses say where the points come from in ``make_points``.
@@ -237,17 +241,26 @@ class Points(PointData):
         return torch.tensor(self._x, device=device), torch.tensor(self._y, device=device)
 
 
-class CSVPoints(PointData):
-    """Points from a CSV file with a header row. The files are read and checked when the config is.
+class TablePoints(PointData):
+    """Points from a table: a CSV, Parquet, Feather or .npy file, or a DataFrame handed to gd_torch.fit.
+
+    A file is read by its extension; a table in memory is the one given as ``gd_torch.fit(config,
+    data=...)``. The table is read and checked when the config is.
+
+    Files: ``.csv`` (a header row), ``.parquet`` or a directory of Parquet shards, ``.feather``/``.arrow``
+    (Arrow IPC), ``.npy`` (a structured array's fields, or a 2-D array's columns ``"0"``, ``"1"``, ...).
+    They are read by pyarrow, multi-threaded, numbers straight to float32: no Python object per cell.
 
     Args:
-        path: The CSV file, relative to the directory you run from.
+        path: The table's file (relative to the directory you run from), or a directory of Parquet
+            files; null: the table handed to ``gd_torch.fit(config, data=...)``.
         x: The feature column, or a list of them (one per feature); left out: every column but y's.
         y: The target column, or a list of them: the model then predicts one value per target.
         categorical: Columns of x or y whose cells are categories (text or numbers): each becomes one
             one-hot column per category of the training split (``color=red``). A categorical y is a
-            class, one-hot: the metrics then include accuracy.
-        val_path: A CSV file with the same columns whose rows are the validation split
+            class, one-hot: the metrics then include accuracy. A column of categories in the file
+            (a pandas ``category``, an Arrow dictionary) is categorical without being named here.
+        val_path: A table with the same columns whose rows are the validation split
             (instead of ``val_fraction``).
         test_path: Likewise for the test split (instead of ``test_fraction``).
         missing: A missing cell (empty, NA, nan, null, ...) in x or y: error (every bad cell named) or
@@ -257,7 +270,7 @@ class CSVPoints(PointData):
 
     def __init__(
         self,
-        path: str,
+        path: str | None = None,
         x: str | list[str] | None = None,
         y: str | list[str] | None = None,
         categorical: list[str] | None = None,
@@ -270,13 +283,15 @@ class CSVPoints(PointData):
         if missing not in ("error", "drop"):
             raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
         self.path = path
+        source = handed_table("path") if path is None else file_source(Path(path), "path")
+        header = read_header(source, "path")  # a file that is no table is said here, first
         if y is None:
             raise ValueError("y must name the target column, or a list of them")
         self.y_columns = [y] if isinstance(y, str) else list(y)
         if not self.y_columns:
             raise ValueError("y must name at least one column")
         if x is None:
-            self.x_columns = [c for c in read_header(Path(path), "path") if c not in self.y_columns]
+            self.x_columns = [c for c in header if c not in self.y_columns]
         else:
             self.x_columns = [x] if isinstance(x, str) else list(x)
         if not self.x_columns:
@@ -288,19 +303,21 @@ class CSVPoints(PointData):
         stray = [c for c in self.categorical if c not in (*self.x_columns, *self.y_columns)]
         if stray:
             raise ValueError(f"categorical: {stray[0]!r} is not one of x's or y's columns")
+        self.categorical += [c for c in source.categorical_columns() if c in (*self.x_columns, *self.y_columns)
+                             and c not in self.categorical]  # fmt: skip
         if any(c in self.categorical for c in self.y_columns) and len(self.y_columns) > 1:
             raise ValueError("categorical: a categorical y is a class and must be the only target column")
         self.missing = missing
         columns = {"x": self.x_columns, "y": self.y_columns}
         read = {"missing": missing, "categorical": frozenset(self.categorical)}
-        self.tables: dict[str, Table] = {"path": read_columns(Path(path), columns, key="path", **read)}
+        self.tables: dict[str, Table] = {"path": read_columns(source, columns, key="path", **read)}
         for split, split_path in (("val", val_path), ("test", test_path)):
             if split_path is None:
                 continue
             if getattr(self, f"{split}_fraction"):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
             key = f"{split}_path"
-            self.tables[key] = read_columns(Path(split_path), columns, key=key, **read)
+            self.tables[key] = read_columns(file_source(Path(split_path), key), columns, key=key, **read)
 
     def setup(self, stage: str) -> None:
         first = not self.splits  # the points are made once; what was dropped is said then
@@ -309,18 +326,18 @@ class CSVPoints(PointData):
             for key, table in self.tables.items():
                 if table.dropped:
                     print(
-                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {len(table.rows)} kept",
+                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {table.rows} kept",
                         flush=True,
                     )
 
     def _learn_schema(self) -> Schema:
         """The categories of each categorical column, from the rows of the training split."""
         table = self.tables["path"]
-        rows = self.split_rows(len(table.rows))
+        rows = self.split_rows(table.rows)
         categories = {}
         for column in self.categorical:
-            cells = table.column(column)
-            values = learn_categories(cells if rows is None else [cells[i] for i in rows["train"].tolist()])
+            cells = table.columns[column]
+            values = learn_categories(cells if rows is None else cells.take(pa.array(rows["train"].numpy())))
             if len(values) < 2:
                 raise ValueError(
                     f"categorical: column {column!r} has one category ({values[0]!r}) in the training split;"
@@ -330,12 +347,8 @@ class CSVPoints(PointData):
         return Schema(self.x_columns, self.y_columns, categories)
 
     def _tensors(self, table: Table, key: str, device: torch.device) -> Batch:
-        encode = self.schema.encode
-        x = torch.tensor(encode(table.columns, table.rows, table.lines, key, self.x_columns), device=device)
-        y = torch.tensor(encode(table.columns, table.rows, table.lines, key, self.y_columns), device=device)
-        if x.shape[1] == 1:
-            x = x.squeeze(-1)  # one feature: shape (N,), as a Line expects
-        return x, (y.squeeze(-1) if y.shape[1] == 1 else y)
+        x, y = (self.schema.encode(table, key, columns) for columns in (self.x_columns, self.y_columns))
+        return tensor_of(x, device), tensor_of(y, device)
 
     def make_points(self, device: torch.device) -> Batch:
         self.schema = self._learn_schema()
@@ -344,6 +357,33 @@ class CSVPoints(PointData):
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
         held = {split: f"{split}_path" for split in ("val", "test") if f"{split}_path" in self.tables}
         return {split: self._tensors(self.tables[key], key, device) for split, key in held.items()}
+
+
+CSVPoints = TablePoints  # the name of the CSV reader that came first: configs that use it keep working
+
+
+_HANDED: ContextVar[object | None] = ContextVar("gd_torch_handed_table", default=None)
+
+
+@contextmanager
+def handing(data: object) -> Iterator[None]:
+    """``data`` (a DataFrame, an Arrow table, a dict of columns) is the table of a TablePoints whose
+    path is null, while the block runs: how ``gd_torch.fit(config, data=...)`` hands a table over."""
+    token = _HANDED.set(data)
+    try:
+        yield
+    finally:
+        _HANDED.reset(token)
+
+
+def handed_table(key: str) -> Source:
+    data = _HANDED.get()
+    if data is None:
+        raise ValueError(
+            f"{key} must name the table's file (.csv, .parquet, .feather, .npy or a directory of Parquet files),"
+            " or hand a table to gd_torch.fit(config, data=...)"
+        )
+    return memory_source(data)
 
 
 class SyntheticLine(PointData):

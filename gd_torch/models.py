@@ -2,14 +2,14 @@
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from gd_torch.schema import Schema
+from gd_torch.schema import Schema, tensor_of
 
 
 class Line(nn.Module):
@@ -181,21 +181,23 @@ class Predictor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return predict(self.model, x, self.x_mean, self.x_std)
 
-    def table(self, columns: Mapping[str, Sequence]) -> torch.Tensor:
-        """The predictions for a raw table given as ``{column: values}`` (e.g. ``DataFrame.to_dict("list")``):
-        x's columns by name, a categorical one's cells as its categories (text)."""
-        absent = [c for c in self.schema.x if c not in columns]
+    def table(self, columns: Any) -> torch.Tensor:
+        """The predictions for a raw table: a pandas or polars DataFrame, a pyarrow Table or a dict of
+        columns (``{column: values}``), x's columns by name, a categorical one's cells as its categories.
+        A bad or missing cell is a ValueError that names its row and column."""
+        from gd_torch.tables import memory_source, read_columns
+
+        source = memory_source(columns, "table")
+        absent = [c for c in self.schema.x if c not in source.header()]
         if absent:
             raise ValueError(
                 f"the table has no column {absent[0]!r}; the run was trained on {', '.join(self.schema.x)}"
             )
-        names = self.schema.x
-        # A categorical column's cells as text, as the CSV had them (a DataFrame may hold numbers).
-        cells = [[str(v) for v in columns[c]] if c in self.schema.categories else columns[c] for c in names]
-        rows = list(zip(*cells, strict=True))
-        x = torch.tensor(self.schema.encode(names, rows, None, "table", names), dtype=torch.float32)
+        categorical = frozenset(self.schema.categories)
+        raw = read_columns(source, {"x": self.schema.x}, key="table", categorical=categorical)
+        x = tensor_of(self.schema.encode(raw, "table", self.schema.x), torch.device("cpu"))
         with torch.no_grad():
-            return self(x.squeeze(-1) if x.shape[1] == 1 else x)
+            return self(x)
 
 
 def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_std: torch.Tensor | None) -> torch.Tensor:

@@ -20,8 +20,8 @@ import torch
 from gd_torch.api import load_run
 from gd_torch.errors import ConfigError
 from gd_torch.files import written_whole
-from gd_torch.schema import Schema
-from gd_torch.tables import read_columns
+from gd_torch.schema import Schema, tensor_of
+from gd_torch.tables import CSVFile, file_source, read_columns
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -33,12 +33,15 @@ def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: st
     source = Path(input_path)
     try:
         # Every row is predicted: a missing cell is an error, never a dropped row.
-        raw = read_columns(source, {"x": schema.x}, key="--input", categorical=frozenset(schema.categories))
-        x = torch.tensor(schema.encode(raw.columns, raw.rows, raw.lines, "--input", schema.x), dtype=torch.float32)
+        table = file_source(source, "--input")
+        if not isinstance(table, CSVFile):  # its rows are written out again, with the predictions
+            raise ValueError(f"--input: {source} is not a .csv file; predict.py reads and writes CSV")
+        raw = read_columns(table, {"x": schema.x}, key="--input", categorical=frozenset(schema.categories))
+        x = tensor_of(schema.encode(raw, "--input", schema.x), torch.device("cpu"))
     except ValueError as error:
         raise ConfigError(f"{error} (the run was trained on {', '.join(schema.x)})") from None
     with torch.no_grad():
-        predicted = predictor(x.squeeze(-1) if x.shape[1] == 1 else x)
+        predicted = predictor(x)
     names, cells = prediction_columns(schema, predicted)
     with source.open(newline="") as file:
         table = [row for row in csv.reader(file) if row]

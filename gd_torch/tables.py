@@ -1,119 +1,413 @@
-"""Reading a table's columns from a CSV file, every problem said with the file, the line and the column.
+"""Reading a table's columns through Arrow, every problem said with the file, the line (or row) and the column.
 
-A missing cell is an empty one or one of the spellings tables use for "no value" (``NA``, ``nan``,
-``null``, ``None``, ``N/A``, ``#N/A``, any case). ``missing: error`` names every bad cell (up to
-ten) in one error; ``missing: drop`` drops the rows with a missing cell and says how many.
+A table comes from a file, by its extension (``.csv``; ``.parquet`` or a directory of Parquet shards;
+``.feather``/``.arrow``/``.ipc``; ``.npy``), or from memory (a pandas or polars DataFrame, a pyarrow
+Table, a dict of columns). pyarrow reads it multi-threaded, numbers straight to float32 buffers:
+no Python object is made per cell. A bad cell is found afterwards from a column's null mask, its
+NaNs and infinities, or a failed conversion, and only the cells an error names are looked at one by
+one (a CSV file's line numbers are counted then, not on the way).
+
+A missing cell is a null, a NaN, an empty cell or one of the spellings tables use for "no value"
+(``NA``, ``nan``, ``null``, ``None``, ``N/A``, ``#N/A``, any case). ``missing: error`` names every bad
+cell (up to ten) in one error; ``missing: drop`` drops the rows with a missing cell and says how many.
 A categorical column's cells are kept as text (stripped); every other cell must be a finite number.
 """
 
 import csv
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Missing = Literal["error", "drop"]
-MISSING = {"", "na", "n/a", "#n/a", "nan", "null", "none"}
+MISSING = ("", "na", "n/a", "#n/a", "nan", "null", "none")
+# A CSV reader's null spellings are case-sensitive: the usual casings here; any other goes the slow way.
+NULL_SPELLINGS = sorted({form for word in MISSING for form in (word, word.upper(), word.title())})
 NAMED = 10  # bad cells named in one error line, at most
 MISSING_CELL = "is missing"
-Cell = float | str
+
+
+class TableError(ValueError):
+    """What is wrong with a table, in one line that names the file, the rows and the columns."""
 
 
 @dataclass
 class Table:
-    """The rows read (cells in the order of ``columns``), the file line of each, and how many rows
-    were dropped for a missing cell (``missing: drop``)."""
+    """The checked columns of a table: a numeric column as a float32 NumPy array, a categorical one
+    as Arrow text (stripped); which of the source's rows they are (``kept``, None = all of them, for
+    naming a row) and how many were dropped for a missing cell (``missing: drop``)."""
 
-    columns: list[str]
-    rows: list[list[Cell]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
+    source: "Source"
+    columns: dict[str, Any]
+    rows: int
+    kept: np.ndarray | None = None
     dropped: int = 0
 
     @property
     def read(self) -> int:
-        return len(self.rows) + self.dropped
+        return self.rows + self.dropped
 
-    def column(self, name: str) -> list[Cell]:
-        at = self.columns.index(name)
-        return [row[at] for row in self.rows]
+    def where(self, rows: np.ndarray) -> list[str]:
+        """Where these of the table's rows are in the source: ``line 12`` of a CSV file, else ``row 11``."""
+        return self.source.where(rows if self.kept is None else self.kept[rows])
 
 
-def read_header(path: Path, key: str) -> list[str]:
-    """The column names of a CSV file's header row."""
+@dataclass
+class Source:
+    """A table in memory (a pyarrow Table), the base of the files' sources: its columns' names, the
+    columns themselves, and where a row is."""
+
+    name: str  # what error lines call it: a file's path, or "the data" for a table handed over
+    table: pa.Table | None = None
+
+    def header(self) -> list[str]:
+        return list(self.table.column_names)
+
+    def schema(self) -> pa.Schema | None:
+        return self.table.schema
+
+    def categorical_columns(self) -> list[str]:
+        """The columns that hold categories by their type (a pandas ``category``: an Arrow dictionary)."""
+        schema = self.schema()
+        return [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
+
+    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
+        """The columns ``names``; those in ``text`` as text (a CSV file reads the others as float32)."""
+        return self.table.select(names)
+
+    def read_text(self, names: list[str]) -> pa.Table | None:
+        """The columns as the file has them in text, for naming bad cells; None where there is no text."""
+        return None
+
+    def where(self, rows: np.ndarray) -> list[str]:
+        return [f"row {int(r)}" for r in rows]
+
+
+class ConversionFailed(Exception):
+    """A CSV cell that is no float32: the file is read again as text, to name every bad cell."""
+
+
+@dataclass
+class CSVFile(Source):
+    """A CSV file with a header row, read by pyarrow's multi-threaded reader."""
+
+    path: Path = field(default_factory=Path)
+    _header: list[str] | None = None
+
+    def schema(self) -> None:
+        return None
+
+    def header(self) -> list[str]:
+        if self._header is None:
+            with self.path.open(newline="") as file:
+                self._header = [name.strip() for name in next(csv.reader(file), [])]
+        return self._header
+
+    def _read(self, names: list[str], types: dict[str, pa.DataType], nulls: list[str]) -> pa.Table:
+        import pyarrow.csv as pcsv
+
+        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
+        convert = pcsv.ConvertOptions(
+            include_columns=names, column_types=types, null_values=nulls, strings_can_be_null=bool(nulls)
+        )
+        try:
+            return pcsv.read_csv(self.path, read_options=read, convert_options=convert)
+        except pa.ArrowInvalid as error:
+            if "conversion error" in str(error):
+                raise ConversionFailed(str(error)) from None
+            raise TableError(self._parse_error(str(error))) from None
+
+    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
+        types = {name: pa.string() if name in text else pa.float32() for name in names}
+        return self._read(names, types, NULL_SPELLINGS)
+
+    def read_text(self, names: list[str]) -> pa.Table:
+        return self._read(names, dict.fromkeys(names, pa.string()), [])
+
+    def where(self, rows: np.ndarray) -> list[str]:
+        lines = self._lines()
+        return [f"line {lines[int(r)]}" for r in rows]
+
+    def _lines(self) -> list[int]:
+        """The file line of each data row (blank lines are skipped): counted only to name a bad cell."""
+        with self.path.open(newline="") as file:
+            reader = csv.reader(file)
+            next(reader, None)
+            return [reader.line_num for row in reader if row]
+
+    def _parse_error(self, message: str) -> str:
+        """pyarrow's parse error in today's words: the first row whose cells the header does not match."""
+        width = len(self.header())
+        with self.path.open(newline="") as file:
+            reader = csv.reader(file)
+            next(reader, None)
+            for row in reader:
+                if row and len(row) != width:
+                    return f"{self.name} line {reader.line_num} has {len(row)} cells; the header has {width}"
+        return f"{self.name} cannot be read as CSV: {' '.join(message.split())}"
+
+
+@dataclass
+class ArrowFile(Source):
+    """A Parquet file, a directory of Parquet shards, or a Feather (Arrow IPC) file."""
+
+    path: Path = field(default_factory=Path)
+    format: str = "parquet"
+
+    def _dataset(self):
+        import pyarrow.dataset as ds
+
+        try:
+            return ds.dataset(self.path, format=self.format)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise TableError(f"{self.name} cannot be read as {self.format}: {' '.join(str(error).split())}") from None
+
+    def schema(self) -> pa.Schema:
+        return self._dataset().schema
+
+    def header(self) -> list[str]:
+        return list(self.schema().names)
+
+    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
+        return self._dataset().to_table(columns=names)
+
+
+@dataclass
+class NumpyFile(Source):
+    """A ``.npy`` file, memory-mapped: a structured array's fields are its columns; a plain 2-D array's
+    columns are named by their position, ``"0"``, ``"1"``, ..."""
+
+    path: Path = field(default_factory=Path)
+
+    def _array(self) -> np.ndarray:
+        try:
+            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except ValueError as error:  # an object array would need pickle: code from the file
+            raise TableError(f"{self.name} cannot be read as .npy: {' '.join(str(error).split())}") from None
+        if array.dtype.names is None and array.ndim != 2:
+            raise TableError(
+                f"{self.name} holds an array of shape {array.shape}; a table is a 2-D array (rows, columns)"
+                " or a 1-D structured array with named fields"
+            )
+        return array
+
+    def schema(self) -> None:
+        return None
+
+    def header(self) -> list[str]:
+        array = self._array()
+        return list(array.dtype.names) if array.dtype.names else [str(i) for i in range(array.shape[1])]
+
+    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
+        array = self._array()
+        if array.dtype.names:
+            return pa.table({name: np.ascontiguousarray(array[name]) for name in names})
+        return pa.table({name: np.ascontiguousarray(array[:, int(name)]) for name in names})
+
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather",
+            ".ipc": "feather", ".npy": "npy"}  # fmt: skip
+
+
+def file_source(path: Path, key: str) -> Source:
+    """The source that reads ``path``, by its extension (a directory: Parquet shards)."""
+    name = str(path)
+    if path.is_dir():
+        return ArrowFile(name, path=path, format="parquet")
     if not path.is_file():
-        raise ValueError(f"{key}: no such file: {path}")
-    with path.open(newline="") as file:
-        header = [name.strip() for name in next(csv.reader(file), [])]
+        raise TableError(f"{key}: no such file: {path}")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise TableError(
+            f"{key}: {path} is not a table this reads by its extension; use .csv, .parquet (or a directory of"
+            f" Parquet files), .feather/.arrow or .npy"
+        )
+    if kind == "csv":
+        return CSVFile(name, path=path)
+    if kind == "npy":
+        return NumpyFile(name, path=path)
+    return ArrowFile(name, path=path, format=kind)
+
+
+def memory_source(data: Any, name: str = "data") -> Source:
+    """A table handed over in memory: a pyarrow Table, a pandas or polars DataFrame, or a dict of
+    columns (lists, NumPy arrays, tensors)."""
+    if isinstance(data, pa.Table):
+        return Source(name, data)
+    if hasattr(data, "to_arrow") and not hasattr(data, "iloc"):  # polars
+        return Source(name, data.to_arrow())
+    if hasattr(data, "iloc"):  # pandas: its index is not a column
+        return Source(name, pa.Table.from_pandas(data, preserve_index=False))
+    if isinstance(data, Mapping):
+        columns = {}
+        for column, values in data.items():
+            if hasattr(values, "detach"):  # a tensor
+                values = values.detach().cpu().numpy()
+            values = np.asarray(values) if not isinstance(values, pa.Array | pa.ChunkedArray) else values
+            if isinstance(values, np.ndarray) and values.ndim != 1:
+                raise TableError(f"{name}: column {column!r} has shape {values.shape}; a column is 1-D")
+            columns[str(column)] = values
+        try:
+            return Source(name, pa.table(columns))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise TableError(f"{name}: the columns are not one table: {' '.join(str(error).split())}") from None
+    raise TableError(
+        f"{name}: a table is a pandas or polars DataFrame, a pyarrow Table, a dict of columns or (x, y)"
+        f" arrays; got a {type(data).__name__}"
+    )
+
+
+def read_header(source: Source, key: str) -> list[str]:
+    """The column names of a table."""
+    try:
+        header = source.header()
+    except TableError as error:
+        raise TableError(f"{key}: {error}") from None
     if not header:
-        raise ValueError(f"{key}: {path} is empty; it needs a header row naming its columns")
+        raise TableError(f"{key}: {source.name} is empty; it needs a header row naming its columns")
     return header
 
 
 def read_columns(
-    path: Path,
+    source: Source,
     columns: dict[str, list[str]],
     key: str,
     missing: Missing = "error",
     categorical: frozenset[str] = frozenset(),
 ) -> Table:
-    """The named columns of a CSV file with a header row. ``columns`` maps the config key that names
-    them (``x``, ``y``) to the names, for the error that says one is absent. Every cell must be a
-    finite number, except in ``categorical`` columns (text). Errors name ``key``, the file, the lines
-    and the columns."""
-    header = read_header(path, key)
+    """The named columns of a table, checked. ``columns`` maps the config key that names them (``x``,
+    ``y``) to the names, for the error that says one is absent. Every cell must be a finite number,
+    except in ``categorical`` columns (text). Errors name ``key``, the source, the rows and the columns."""
+    header = read_header(source, key)
     for column_key, names in columns.items():
         absent = [c for c in names if c not in header]
         if absent:
             where = column_key if key == "path" else key
-            raise ValueError(f"{where}: {path} has no column {absent[0]!r}; it has {', '.join(header)}")
-    wanted = [name for names in columns.values() for name in names]
-    at = [header.index(c) for c in wanted]
-    table = Table(wanted)
-    bad: list[str] = []
-    with path.open(newline="") as file:
-        rows = csv.reader(file)
-        next(rows)
-        for line, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{key}: {path} line {line} has {len(row)} cells; the header has {len(header)}")
-            values, problems, gaps = [], [], False
-            for column, i in zip(wanted, at, strict=True):
-                value, problem = _cell(row[i], column in categorical)
-                if problem == MISSING_CELL and missing == "drop":
-                    gaps = True
-                elif problem:
-                    problems.append(f"line {line}, column {column!r}: {row[i]!r} {problem}")
-                values.append(value)
-            bad += problems
-            if gaps and not problems:
-                table.dropped += 1
-            elif not problems:
-                table.rows.append(values)
-                table.lines.append(line)
-    if bad:
-        shown = "; ".join(bad[:NAMED]) + (f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else "")
-        cells = f"{len(bad)} bad cells" if len(bad) > 1 else "a bad cell"
-        hint = " (missing: drop drops the rows with a missing cell)" if any(MISSING_CELL in b for b in bad) else ""
-        raise ValueError(f"{key}: {path} has {cells}: {shown}{hint}")
-    if not table.rows:
-        if table.dropped:
-            raise ValueError(f"{key}: {path} has no rows left once the {table.dropped} with a missing cell are dropped")
-        raise ValueError(f"{key}: {path} has a header but no data rows")
-    return table
-
-
-def _cell(cell: str, text: bool) -> tuple[Cell, str | None]:
-    """The cell's value, and what is wrong with it (None: nothing)."""
-    if cell.strip().lower() in MISSING:
-        return math.nan, MISSING_CELL
-    if text:
-        return cell.strip(), None
+            raise TableError(f"{where}: {source.name} has no column {absent[0]!r}; it has {', '.join(header)}")
+    wanted = list(dict.fromkeys(name for names in columns.values() for name in names))
     try:
-        value = float(cell)
-    except ValueError:
-        return math.nan, "is not a number"
-    if not math.isfinite(value):
-        return value, "is not a finite number"
-    return value, None
+        try:
+            arrow = source.read(wanted, categorical)
+        except ConversionFailed:  # a cell that is no number: every cell of every column looked at as text
+            arrow = source.read_text(wanted)
+    except TableError as error:
+        raise TableError(f"{key}: {error}") from None
+    if arrow.num_rows == 0:
+        raise TableError(f"{key}: {source.name} has a header but no data rows")
+    checked = {name: _column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
+    return _kept(source, key, checked, arrow.num_rows, missing)
+
+
+@dataclass
+class Column:
+    """One column checked: its values, where a cell is missing, and the other bad cells (row -> problem)."""
+
+    values: Any
+    missing: np.ndarray
+    bad: dict[int, str] = field(default_factory=dict)
+    # The cells as the source has them, to name a bad one: text (shown quoted) or typed values (bare);
+    # None for a CSV column read as numbers (its text is read again, only when a cell is named).
+    cells: pa.ChunkedArray | None = None
+    quoted: bool = True
+
+
+def _column(source: Source, key: str, name: str, array: pa.ChunkedArray, categorical: bool) -> Column:
+    kind = array.type
+    if pa.types.is_dictionary(kind):  # a pandas category column: its values
+        array, kind = array.cast(kind.value_type), kind.value_type
+    if categorical:
+        text = array if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pc.cast(array, pa.string())
+        stripped = pc.utf8_trim_whitespace(text)
+        gap = pc.or_kleene(pc.is_null(stripped), pc.is_in(pc.utf8_lower(stripped), pa.array(MISSING)))
+        return Column(stripped, np.asarray(gap.fill_null(True)), cells=array, quoted=text is array)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _numbers_from_text(array)
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_decimal(kind) or pa.types.is_null(kind)):  # fmt: skip
+        raise TableError(
+            f"{key}: {source.name} column {name!r} holds {kind} values, not numbers; name it in categorical"
+            " to take its values as categories"
+        )
+    values = pc.cast(array, pa.float32(), safe=False).to_numpy()  # nulls come as NaN
+    gap = np.isnan(values)
+    infinite = np.flatnonzero(np.isinf(values))
+    typed = None if isinstance(source, CSVFile) else array
+    return Column(values, gap, dict.fromkeys(infinite.tolist(), "is not a finite number"), typed, quoted=False)
+
+
+def _numbers_from_text(array: pa.ChunkedArray) -> Column:
+    """A column of text that should be numbers: the slow path, taken only when a cell did not convert."""
+    stripped = pc.utf8_trim_whitespace(array)
+    gap = np.asarray(
+        pc.or_kleene(pc.is_null(stripped), pc.is_in(pc.utf8_lower(stripped), pa.array(MISSING))).fill_null(True)
+    )
+    cells = stripped.to_numpy(zero_copy_only=False)
+    values = np.full(len(cells), np.nan, dtype=np.float32)
+    bad = {}
+    for row in np.flatnonzero(~gap).tolist():
+        try:
+            values[row] = float(cells[row])
+        except ValueError:
+            bad[row] = "is not a number"
+            continue
+        if not np.isfinite(values[row]):
+            bad[row] = "is not a finite number"
+    return Column(values, gap, bad, cells=array)
+
+
+def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missing: Missing) -> Table:
+    """The rows kept (all, or those without a missing cell), or the error that names every bad cell."""
+    gaps = np.zeros(rows, dtype=bool)
+    for column in columns.values():
+        gaps |= column.missing
+    bad = sorted(
+        [(row, i, f"{problem}") for i, column in enumerate(columns.values()) for row, problem in column.bad.items()]
+        + ([] if missing == "drop" else
+           [(row, i, MISSING_CELL) for i, c in enumerate(columns.values()) for row in np.flatnonzero(c.missing)])
+    )  # fmt: skip
+    if bad:
+        raise TableError(f"{key}: {source.name} has {_named(source, columns, bad)}")
+    kept = None if not gaps.any() else np.flatnonzero(~gaps)
+    if kept is not None and len(kept) == 0:
+        raise TableError(f"{key}: {source.name} has no rows left once the {rows} with a missing cell are dropped")
+    values = {
+        name: column.values if kept is None else (column.values.take(kept) if isinstance(column.values, np.ndarray)
+                                                  else column.values.take(pa.array(kept)))
+        for name, column in columns.items()
+    }  # fmt: skip
+    return Table(source, values, rows if kept is None else len(kept), kept, int(gaps.sum()))
+
+
+def _named(source: Source, columns: dict[str, Column], bad: list[tuple[int, int, str]]) -> str:
+    """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count)."""
+    names = list(columns)
+    shown = bad[:NAMED]
+    where = source.where(np.array([row for row, _, _ in shown]))
+    texts = _cell_texts(source, columns, shown)
+    parts = [
+        f"{at}, column {names[i]!r}: {text} {problem}"
+        for at, (_, i, problem), text in zip(where, shown, texts, strict=True)
+    ]
+    more = f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
+    cells = f"{len(bad)} bad cells" if len(bad) > 1 else "a bad cell"
+    hint = " (missing: drop drops the rows with a missing cell)" if any(p == MISSING_CELL for *_, p in bad) else ""
+    return f"{cells}: {'; '.join(parts)}{more}{hint}"
+
+
+def _cell_texts(source: Source, columns: dict[str, Column], shown: list[tuple[int, int, str]]) -> list[str]:
+    """The named cells as the source has them: text quoted (``'NA'``), a typed value bare (``null``,
+    ``nan``, ``inf``)."""
+    names = list(columns)
+    need = list(dict.fromkeys(names[i] for _, i, _ in shown if columns[names[i]].cells is None))
+    text = source.read_text(need) if need else None
+    texts = []
+    for row, i, _ in shown:
+        column = columns[names[i]]
+        cells, quoted = (column.cells, column.quoted) if column.cells is not None else (text.column(names[i]), True)
+        cell = cells[row].as_py()
+        texts.append("null" if cell is None else repr(cell) if quoted else str(cell))
+    return texts

@@ -10,7 +10,7 @@ from gd_torch import callbacks, dashboard, data, figures, models, module, stoppi
 from gd_torch.command import main
 
 PROJECT_CLASSES = [
-    module.GradientDescent, dashboard.Dashboard, data.PointData, data.Points, data.CSVPoints, data.SyntheticLine,
+    module.GradientDescent, dashboard.Dashboard, data.PointData, data.Points, data.TablePoints, data.SyntheticLine,
     models.Line, models.LinearRegression, models.MLP, callbacks.ArticleTable, stopping.Convergence,
     stopping.Divergence, figures.TrajectoryFigure, figures.FitFigure, figures.LossFigure,
 ]  # fmt: skip
@@ -47,7 +47,7 @@ def test_help_is_short_and_names_the_projects_classes(capsys):
         assert name in model
     assert "any nn.Module by class_path" in model and "torch.nn.ReLU" not in text
     data_help = options(text, "--data")["--data"]
-    assert all(f"gd_torch.data.{name}" in data_help for name in ("Points", "CSVPoints", "SyntheticLine"))
+    assert all(f"gd_torch.data.{name}" in data_help for name in ("Points", "TablePoints", "SyntheticLine"))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_help_is_short_and_names_the_projects_classes(capsys):
         (["--help"], "--ckpt_path"),
         *[(["--model.model.help", f"gd_torch.models.{n}"], "--model.model.") for n in ("Line", "MLP")],
         (["--model.model.help", "gd_torch.models.LinearRegression"], "--model.model."),
-        *[(["--data.help", f"gd_torch.data.{name}"], "--data.") for name in ("Points", "CSVPoints", "SyntheticLine")],
+        *[(["--data.help", f"gd_torch.data.{name}"], "--data.") for name in ("Points", "TablePoints", "SyntheticLine")],
         *[(["--trainer.callbacks.help", path], "--trainer.callbacks.") for path in (
             "gd_torch.stopping.Convergence", "gd_torch.callbacks.ArticleTable", "gd_torch.figures.FitFigure",
             "gd_torch.figures.LossFigure", "gd_torch.figures.TrajectoryFigure")],
