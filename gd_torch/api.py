@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -92,11 +94,17 @@ class Run:
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
-def fit(config: str | Path | dict, *flags: str) -> Run:
+def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
     """Train as ``python scripts/train.py --config CONFIG FLAGS...`` does, in this process, and return
     the run. ``config`` is a YAML file or a dict of the same sections; ``flags`` are the command's
     (``"--model.learning_rate=0.05"`` or ``"--model.learning_rate", "0.05"``). It can be called again
     and again in one process, as in a notebook.
+
+    ``data`` is a table in memory to train on instead of a file: a pandas or polars DataFrame, a
+    pyarrow Table, a dict of columns, or ``(x, y)`` arrays or tensors (x's columns are then ``x`` or
+    ``x1``, ``x2``, ...; y's ``y`` or ``y1``, ...). It is read as ``gd_torch.data.TablePoints`` reads a
+    file: the config's ``data`` section gives ``x``, ``y``, ``categorical``, ``missing``,
+    ``standardize`` and the split, and a pandas ``category`` column is categorical.
 
     Raises :class:`ConfigError`, whose message is the command's ``error:`` line, for invalid input;
     a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
@@ -106,14 +114,38 @@ def fit(config: str | Path | dict, *flags: str) -> Run:
     from gd_torch.rundir import run_directory
     from gd_torch.summary import RunSummary
 
-    with _config_file(config) as path, _without_command_line_arguments():
-        cli = build(["--config", str(path), *flags])
+    from gd_torch.data import handing
+
+    handed, columns = _table_of(data)
+    with _config_file(config) as path, _without_command_line_arguments(), handing(handed):
+        cli = build(["--config", str(path), *flags, *columns])
     memory = InMemoryLogger()  # every value the other loggers get, kept in this process
     cli.trainer.loggers = [*cli.trainer.loggers, memory]
     code = train(cli)
     summary = next((c.summary for c in cli.trainer.callbacks if isinstance(c, RunSummary)), None) or {}
     model = copy.deepcopy(cli.model.predictor()).cpu().eval() if summary.get("stop_reason") != "failed" else None
     return Run(code, run_directory(cli.trainer), summary, model, dict(memory.history))
+
+
+def _table_of(data: Any) -> tuple[Any, list[str]]:
+    """The table to hand over, and the flags that make the data section read it: ``(x, y)`` arrays
+    become columns named here, so they are named in the flags too."""
+    if data is None:
+        return None, []
+    flags = ["--data.class_path=gd_torch.data.TablePoints", "--data.init_args.path=null"]
+    if not isinstance(data, tuple):
+        return data, flags
+    if len(data) != 2:
+        raise ConfigError(f"data: a tuple is (x, y), got {len(data)} items")
+    columns, names = {}, {}
+    for role, values in zip(("x", "y"), data, strict=True):
+        array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+        if array.ndim not in (1, 2):
+            raise ConfigError(f"data: {role} must have shape (N,) or (N, columns), got {array.shape}")
+        named = [role] if array.ndim == 1 else [f"{role}{i}" for i in range(1, array.shape[1] + 1)]
+        columns |= dict(zip(named, array.reshape(len(array), -1).T, strict=True))
+        names[role] = named
+    return columns, [*flags, f"--data.init_args.x={names['x']}", f"--data.init_args.y={names['y']}"]
 
 
 @contextmanager
