@@ -110,11 +110,10 @@ def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
     a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
     """
     from gd_torch.command import build, train  # Lightning: imported when a run is made
+    from gd_torch.data import handing
     from gd_torch.history import InMemoryLogger
     from gd_torch.rundir import run_directory
     from gd_torch.summary import RunSummary
-
-    from gd_torch.data import handing
 
     handed, columns = _table_of(data)
     with _config_file(config) as path, _without_command_line_arguments(), handing(handed):

@@ -33,12 +33,13 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch.adapters.tensorboard import add_layout
-from gd_torch.data import PointData, splits_of
+from gd_torch.data import PointData
 from gd_torch.fanout import log_rows, loggers_of
 from gd_torch.module import GradientDescent, step_loss
 from gd_torch.optimum import least_squares
 from gd_torch.outcome import Outcome, nothing_trained, outcome_of
 from gd_torch.sharpness import Sharpness
+from gd_torch.splits import splits_of
 from gd_torch.stopping import completed_step, largest_change
 
 
@@ -101,9 +102,9 @@ class Dashboard(pl.Callback):
             "train/step_size",
             "train/learning_rate",
         ]
-        splits = splits_of(trainer.datamodule)
+        splits = splits_of(trainer.datamodule, pl_module.device)
         if isinstance(pl_module, GradientDescent) and "train" in splits:
-            self._optimum = least_squares(pl_module.model, *splits["train"]) or {}
+            self._optimum = least_squares(pl_module.model, splits["train"].chunks()) or {}
         listed = any(isinstance(callback, Sharpness) for callback in trainer.callbacks)
         # A Sharpness in the trainer's callbacks measures it already: measuring twice would cost twice.
         self._measuring = None if listed else self._sharpness
@@ -214,14 +215,14 @@ class Dashboard(pl.Callback):
 
     def _hyperparameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> dict:
         data = trainer.datamodule
-        splits = splits_of(data)
-        points = len(splits["train"][1]) if "train" in splits else None
+        splits = splits_of(data, pl_module.device)
+        points = splits["train"].points if "train" in splits else None
         hparams = {
             "model": type(pl_module.model).__name__,
             "data": type(data).__name__,
             "points": points,
-            "val_points": len(splits["val"][1]) if "val" in splits else None,
-            "test_points": len(splits["test"][1]) if "test" in splits else None,
+            "val_points": splits["val"].points if "val" in splits else None,
+            "test_points": splits["test"].points if "test" in splits else None,
             "standardize": data.standardize if isinstance(data, PointData) else None,
             "batch_size": getattr(data, "batch_size", None) or points,  # full batch: all the points
             "max_steps": trainer.max_steps,

@@ -206,12 +206,6 @@ def standardized(x: torch.Tensor, features: Features) -> torch.Tensor:
     return (x - features.mean) / features.std
 
 
-def splits_of(datamodule: pl.LightningDataModule | None) -> dict[str, Batch]:
-    """The splits of a set-up :class:`PointData` (``train`` always, ``val`` and ``test`` when held out);
-    nothing for another DataModule."""
-    return datamodule.splits if isinstance(datamodule, PointData) else {}
-
-
 def _check_finite(name: str, values: list[float]) -> None:
     bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
     if bad is not None:

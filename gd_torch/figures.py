@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gd_torch.data import splits_of
 from gd_torch.drawing import draw_fit, draw_losses, draw_trajectory
 from gd_torch.files import written_whole
 from gd_torch.models import evaluating
@@ -28,6 +27,7 @@ from gd_torch.module import GradientDescent, step_loss
 from gd_torch.optimum import least_squares
 from gd_torch.outcome import outcome_of
 from gd_torch.rundir import run_directory
+from gd_torch.splits import Split, splits_of
 from gd_torch.stopping import completed_step
 
 
@@ -89,7 +89,7 @@ class TrajectoryFigure(pl.Callback):
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
-        points = splits_of(trainer.datamodule).get("train")
+        points = splits_of(trainer.datamodule, pl_module.device).get("train")
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
         if not isinstance(pl_module, GradientDescent):  # the landscape is its loss
@@ -103,19 +103,17 @@ class TrajectoryFigure(pl.Callback):
         if len(path) == 0:
             return
         names = [name for name, _ in self._params]
-        optimum = least_squares(pl_module.model, *points) if len(names) == 2 else None
+        optimum = least_squares(pl_module.model, points.chunks()) if len(names) == 2 else None
         figure = draw_trajectory(names, path, losses, self._landscape(pl_module, points, path), optimum)
         (line,) = [line for line in figure.axes[0].lines if line.get_gid() == "path"]  # as plotted
         metadata = {"gd_torch.path": json.dumps(line.get_xydata().tolist())}
         publish(trainer, figure, run_dir, "trajectory", metadata)
 
-    def _landscape(self, pl_module: pl.LightningModule, points, path: torch.Tensor):
+    def _landscape(self, pl_module: pl.LightningModule, points: Split, path: torch.Tensor):
         """The loss on a grid around the path: (axes, values), values shaped like the grid."""
-        x, y = points
-        stride = max(1, math.ceil(len(y) / self.max_points))
-        x, y = x[::stride], y[::stride]
+        x, y, weight = points.spread(self.max_points)
         # A sum over a sample stands for the sum over all the points.
-        scale = stride if pl_module.reduction == "sum" else 1
+        scale = weight if pl_module.reduction == "sum" else 1
         finite = path[torch.isfinite(path).all(dim=1)]
         low, high = finite.min(dim=0).values, finite.max(dim=0).values
         margin = (high - low).clamp(min=1e-3) * 0.15
@@ -185,16 +183,15 @@ class FitFigure(pl.Callback):
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
-        splits = splits_of(trainer.datamodule)
+        splits = splits_of(trainer.datamodule, pl_module.device)
         if not trainer.is_global_zero or not splits or not isinstance(pl_module, GradientDescent):
             return
-        features = trainer.datamodule.features
+        features = getattr(trainer.datamodule, "features", None)  # a PointData's; a DataModule's x is as given
         predictor = pl_module.predictor()
         shown = {}
-        for name, (x, y) in splits.items():
-            stride = max(1, math.ceil(len(y) / self.max_points))
-            x, y = x[::stride], y[::stride]
-            raw = x if features.mean is None else x * features.std + features.mean
+        for name, split in splits.items():
+            x, y, _ = split.spread(self.max_points)
+            raw = x if features is None or features.mean is None else x * features.std + features.mean
             with evaluating(predictor):
                 prediction = predictor(raw)
             shown[name] = (raw.double().cpu(), y.double().cpu(), prediction.double().cpu())
@@ -202,10 +199,11 @@ class FitFigure(pl.Callback):
         if all(raw.dim() == 1 and y.dim() == 1 for raw, y, _ in shown.values()):  # one feature, one target
             low = min(raw.min().item() for raw, _, _ in shown.values())
             high = max(raw.max().item() for raw, _, _ in shown.values())
-            grid = torch.linspace(low, high, 400, device=splits["train"][0].device)
+            grid = torch.linspace(low, high, 400, device=pl_module.device)
             with evaluating(predictor):
                 curve = (grid.double().cpu(), predictor(grid).double().cpu())
-        figure = draw_fit(shown, curve, features.names, trainer.datamodule.target_name())
+        schema = pl_module.predictor().schema  # the data's column names (x, y for a DataModule's own)
+        figure = draw_fit(shown, curve, schema.feature_names or ["x"], ", ".join(schema.y))
         publish(trainer, figure, run_dir, "fit")
 
 

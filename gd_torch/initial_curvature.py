@@ -13,13 +13,12 @@ import sys
 from typing import Literal
 
 import lightning.pytorch as pl
-import torch
 
 from gd_torch.curvature import DENSE_UP_TO, Shards, Stability, learnable_values, spectrum, stable_learning_rate
 from gd_torch.dashboard import Dashboard
-from gd_torch.data import splits_of
 from gd_torch.errors import ConfigError
 from gd_torch.sharpness import Sharpness
+from gd_torch.splits import Resident, splits_of
 
 # Learnable values x points x Lanczos steps computed without asking: about a second on two CPU cores
 # (docs/performance.md); a GPU does ~100 times as much in that time.
@@ -67,10 +66,10 @@ class Curvature(pl.Callback):
         if stage != "fit" or not hasattr(pl_module, "optimizer_settings"):
             return
         auto = pl_module.learning_rate == "auto"
-        splits = splits_of(trainer.datamodule)
-        if "train" not in splits:
+        split = splits_of(trainer.datamodule, trainer.strategy.root_device).get("train")
+        if split is None:
             if auto:
-                raise ValueError("learning_rate: auto needs the data's points (a gd_torch.data.PointData)")
+                raise ConfigError("model.learning_rate: auto needs the data's training points (a train_dataloader)")
             return
         if self.enabled is False:
             if auto:
@@ -78,37 +77,32 @@ class Curvature(pl.Callback):
             return
         optimizer = pl_module.optimizer_settings()
         size = learnable_values(pl_module.model)
-        x, y = self.points(*splits["train"], size)
-        work = size * len(y) * (1 if size <= DENSE_UP_TO else self.max_iterations)
+        limit = self.max_points if size > DENSE_UP_TO else 0  # Lanczos: a subset; the whole Hessian: all
+        points = split.points  # None: a DataModule's stream, of no known length
+        used = min(points, limit or points) if points is not None else limit or None
+        work = size * (used or 0) * (1 if size <= DENSE_UP_TO else self.max_iterations)
         if self.enabled == "auto" and not auto:
             if not (optimizer.has_bound or measures_sharpness(trainer)):
                 return  # nothing would read it
-            affordable = AFFORDABLE_ON_CUDA if y.device.type == "cuda" else AFFORDABLE
+            affordable = AFFORDABLE_ON_CUDA if trainer.strategy.root_device.type == "cuda" else AFFORDABLE
             if work > affordable:
-                say(trainer, skipped_line(size, len(y)))
+                say(trainer, skipped_line(size, used))
                 return
         if work > SHOWN_FROM:
-            say(trainer, computing_line(size, len(y), len(splits["train"][1]), self.max_iterations))
-        pl_module.stability = self.stability(trainer, pl_module, x, y, optimizer, auto)
+            say(trainer, computing_line(size, used, points, self.max_iterations))
+        x, y = split.subset(limit)
+        shared = isinstance(split, Resident)  # every process holds the split: each takes its own shard
+        pl_module.stability = self.stability(trainer, pl_module, x, y, optimizer, auto, shared)
         line = above_the_bound(pl_module.stability)
         if line and self.enforce:
             raise ConfigError(f"model.learning_rate: {line} (curvature.enforce is true)")
 
-    def points(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split, or a fixed random subset of it where the model (of ``size`` learnable
-        values) is large enough for Lanczos (a generator of its own: the run's random streams are not
-        drawn from)."""
-        if size <= DENSE_UP_TO or not self.max_points or len(y) <= self.max_points:
-            return x, y
-        generator = torch.Generator(device="cpu").manual_seed(0)
-        chosen = torch.randperm(len(y), generator=generator)[: self.max_points].sort().values.to(y.device)
-        return x[chosen], y[chosen]
-
-    def stability(self, trainer, pl_module, x, y, optimizer, auto: bool) -> Stability | None:
-        """The spectrum, and ``learning_rate: auto`` resolved. Under DDP each process computes over its
-        own shard of the points and the products are summed over the processes."""
+    def stability(self, trainer, pl_module, x, y, optimizer, auto: bool, shared: bool) -> Stability | None:
+        """The spectrum, and ``learning_rate: auto`` resolved. Under DDP, points every process holds
+        (``shared``) are shared out: each process computes over its own shard and the products are
+        summed over the processes (a DataModule's own subset is computed whole on each)."""
         shards = None
-        if trainer.world_size > 1:
+        if trainer.world_size > 1 and shared:
             shards = Shards(y.numel(), lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
             rank, world = trainer.global_rank, trainer.world_size
             x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # as the training batches are
@@ -156,8 +150,11 @@ def measures_sharpness(trainer: pl.Trainer) -> bool:
     )
 
 
-def computing_line(size: int, points: int, split: int, iterations: int) -> str:
-    of = f"{points:,} of the {split:,} training points" if points < split else f"the {points:,} training points"
+def computing_line(size: int, points: int, split: int | None, iterations: int) -> str:
+    if split is None:  # a stream of no known length
+        of = f"the first {points:,} training points"
+    else:
+        of = f"{points:,} of the {split:,} training points" if points < split else f"the {points:,} training points"
     how = "the whole Hessian" if size <= DENSE_UP_TO else f"at most {iterations} Lanczos steps"
     return f"Curvature: the loss Hessian's largest eigenvalue over {of} ({size:,} learnable values, {how})..."
 

@@ -15,6 +15,7 @@ from gd_torch.adapters.lightning import is_attached
 from gd_torch.curvature import Optimizer, Stability
 from gd_torch.models import Predictor, as_targets, evaluating, predict
 from gd_torch.schema import Schema
+from gd_torch.splits import Split
 
 Reduction = Literal["mean", "sum"]
 
@@ -134,12 +135,16 @@ class GradientDescent(pl.LightningModule):
         prediction = functional_call(self.model, params, (x,))
         return F.mse_loss(as_targets(prediction, y), y, reduction=self.reduction)
 
-    def split_loss(self, split: str = "train") -> torch.Tensor:
-        """The loss over every point of a split of the data (``train``, ``val``, ``test``) at the current
-        parameters, in eval mode (no dropout drawn, batch norm on its running statistics)."""
-        x, y = self.trainer.datamodule.splits[split]
+    def split_loss(self, split: Split) -> float:
+        """The loss over every point of a split of the data (a :class:`gd_torch.splits.Split`, chunk by
+        chunk) at the current parameters, in eval mode (no dropout drawn, batch norm on its running
+        statistics): the chunks' squared errors summed in float64, divided as the step divides them."""
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         with evaluating(self.model):
-            return self.loss(x, y).detach()
+            for x, y in split.chunks():
+                total += F.mse_loss(as_targets(self.model(x), y), y, reduction="sum").double()
+                count += y.numel()
+        return (total / (count if self.reduction == "mean" else 1)).item()
 
     def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(as_targets(self.model(x), y), y, reduction=self.reduction)

@@ -2,23 +2,35 @@
 the frozen ones held. (Which learning rates converge, for any model, is gd_torch.curvature's.)
 """
 
+from collections.abc import Iterable
+
 import torch
 
 from gd_torch.models import Line
 
 
-def least_squares(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float] | None:
+def least_squares(
+    model: torch.nn.Module, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> dict[str, float] | None:
     """The learnable parameters of a ``Line`` that minimise the squared error, the frozen ones held
     where they are: where gradient descent converges. None for other models or nothing learnable.
 
-    From the normal equations, with the five sums accumulated in float64 on the data's device: no
-    copy of the points, whatever their number.
+    From the normal equations, with the five sums accumulated in float64 over the chunks of points
+    (``(x, y)`` on the data's device): no copy of the points, whatever their number.
     """
-    if not isinstance(model, Line) or x.dim() != 1:
+    if not isinstance(model, Line):
+        return None
+    sums = torch.zeros(5, dtype=torch.float64)
+    for x, y in chunks:
+        if x.dim() != 1:
+            return None
+        x, y = x.double(), y.double()
+        sums += torch.stack([torch.tensor(float(x.numel()), device=x.device), x.sum(), (x * x).sum(), y.sum(),
+                             (x * y).sum()]).cpu()  # fmt: skip
+    n, sx, sxx, sy, sxy = sums.tolist()
+    if n == 0:
         return None
     learn_slope, learn_intercept = model.slope.requires_grad, model.intercept.requires_grad
-    n = float(x.numel())
-    sx, sxx, sy, sxy = (t.sum(dtype=torch.float64).item() for t in (x, x * x, y, x * y))
     slope, intercept = model.slope.item(), model.intercept.item()
     if learn_slope and learn_intercept:
         determinant = sxx * n - sx * sx

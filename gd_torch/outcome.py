@@ -18,10 +18,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
-from gd_torch.data import splits_of
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.metrics import split_metrics
 from gd_torch.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, StoppedBeforeTraining
+from gd_torch.splits import splits_of
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and a signal's, from gd_torch.signals
 
@@ -132,9 +132,10 @@ def outcome_of(
         return outcome
     reason, message = decide(trainer, exception)
     outcome = Outcome(reason, trainer.global_step, message)
-    splits = splits_of(trainer.datamodule)
-    if exception is None and trainer.is_global_zero and splits and hasattr(pl_module, "split_loss"):
-        loss = pl_module.split_loss("train").item()
+    measurable = exception is None and trainer.is_global_zero and hasattr(pl_module, "split_loss")
+    splits = splits_of(trainer.datamodule, pl_module.device) if measurable else {}
+    if "train" in splits:
+        loss = pl_module.split_loss(splits["train"])
         outcome.final_loss = loss if math.isfinite(loss) else None
         schema = getattr(pl_module, "schema", None)  # the targets' names, and whether they are a class
         targets = (schema.target_names, schema.one_hot_target) if schema else (None, False)

@@ -13,12 +13,13 @@ import lightning.pytorch as pl
 import torch
 
 from gd_torch.curvature import spectrum, stability_limit
-from gd_torch.data import splits_of
 from gd_torch.fanout import log_rows, loggers_of
 from gd_torch.module import GradientDescent
+from gd_torch.splits import Resident, splits_of
 from gd_torch.stopping import completed_step
 
 TAGS = ("train/sharpness", "train/stability_limit")
+LOADED_POINTS = 4096  # points of a DataModule's own training split the sharpness is measured on
 
 
 class Sharpness(pl.Callback):
@@ -39,12 +40,14 @@ class Sharpness(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx):
         step = completed_step(trainer)
-        splits = splits_of(trainer.datamodule)
-        if step % self.every or not trainer.is_global_zero or "train" not in splits:
+        if step % self.every or not trainer.is_global_zero or not isinstance(pl_module, GradientDescent):
             return
-        if not isinstance(pl_module, GradientDescent):
+        split = splits_of(trainer.datamodule, pl_module.device).get("train")
+        if split is None:
             return
-        found = spectrum(pl_module.model, *splits["train"], pl_module.reduction, self._direction, check_quadratic=False)
+        # The points a PointData holds, all of them; a DataModule's, a fixed subset of them.
+        x, y = split.subset(0 if isinstance(split, Resident) else LOADED_POINTS)
+        found = spectrum(pl_module.model, x, y, pl_module.reduction, self._direction, check_quadratic=False)
         self._direction = found.direction
         values = {"train/sharpness": found.max_eigenvalue}
         learning_rate = trainer.optimizers[0].param_groups[0]["lr"]

@@ -128,7 +128,7 @@ def test_least_squares_optimum_of_a_line(learn_slope, learn_intercept):
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=200), rng.normal(1.5 * rng.normal(size=200) - 0.3, 1.0)
     line = Line(slope=0.7, intercept=-2.0, learn_slope=learn_slope, learn_intercept=learn_intercept)
-    got = least_squares(line, torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    got = least_squares(line, [(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))])
     columns = [x] * learn_slope + [np.ones_like(x)] * learn_intercept
     target = y - (0.7 * x if not learn_slope else 0) - (-2.0 if not learn_intercept else 0)
     expected = np.linalg.lstsq(np.column_stack(columns), target, rcond=None)[0]

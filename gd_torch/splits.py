@@ -1,0 +1,145 @@
+"""A split of the data as something you iterate: chunks of ``(x, y)`` on the model's device.
+
+Whatever needs a whole split (the final loss, the metrics, the optimum, the pictures, the curvature)
+reads it through a :class:`Split`, so one path serves the points a ``PointData`` holds on the device
+(one chunk, or a few large ones) and any ``LightningDataModule`` (its dataloaders, batch by batch).
+Sums and counts accumulate across chunks; what needs tensors (the curvature, the pictures) takes a
+bounded subset.
+"""
+
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+import lightning.pytorch as pl
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+CHUNK = 1 << 20  # rows per chunk of a split held on the device
+SPLITS = ("train", "val", "test")
+
+
+class Split:
+    """A split's points, a chunk at a time. ``points`` is their number where it is known without a pass
+    over them (None otherwise)."""
+
+    points: int | None = None
+
+    def chunks(self) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def subset(self, max_points: int) -> Batch:
+        """At most ``max_points`` of the points (all of them when ``max_points`` is 0 or larger), a fixed
+        random choice (seeded: the same every time, the run's random streams untouched), in order."""
+        raise NotImplementedError
+
+    def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """At most ``max_points`` points spread over the split, for a picture, and how many points each
+        one stands for (a sum over them times that is the sum over the split)."""
+        x, y = self.subset(max_points)
+        total = self.points if self.points is not None else len(y)
+        return x, y, total / len(y)
+
+
+class Resident(Split):
+    """Points held as tensors on the device (a ``PointData``'s)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+        self.points = len(y)
+
+    def chunks(self) -> Iterator[Batch]:
+        for i in range(0, len(self.y), CHUNK):
+            yield self.x[i : i + CHUNK], self.y[i : i + CHUNK]
+
+    def subset(self, max_points: int) -> Batch:
+        if not max_points or len(self.y) <= max_points:
+            return self.x, self.y
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        chosen = torch.randperm(len(self.y), generator=generator)[:max_points].sort().values.to(self.y.device)
+        return self.x[chosen], self.y[chosen]
+
+    def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        stride = max(1, math.ceil(len(self.y) / max_points))  # every stride-th point: evenly spread, no copy
+        return self.x[::stride], self.y[::stride], float(stride)
+
+
+class Loaded(Split):
+    """A split a dataloader hands out, batch by batch, each batch ``(x, y)`` moved to ``device``."""
+
+    def __init__(self, loader: Iterable, device: torch.device, name: str) -> None:
+        self.loader, self.device, self.name = loader, device, name
+        dataset = getattr(loader, "dataset", None)
+        try:
+            self.points = len(dataset) if dataset is not None else None
+        except TypeError:  # an iterable dataset: no length
+            self.points = None
+
+    def chunks(self) -> Iterator[Batch]:
+        for batch in self.loader:
+            if not (isinstance(batch, tuple | list) and len(batch) >= 2 and all(torch.is_tensor(t) for t in batch[:2])):
+                raise ValueError(
+                    f"the {self.name} dataloader yields a {type(batch).__name__}; gd_torch measures batches of"
+                    " (x, y) tensors"
+                )
+            yield batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+
+    def subset(self, max_points: int) -> Batch:
+        chosen = None
+        if max_points and self.points is not None and self.points > max_points:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+            chosen = torch.randperm(self.points, generator=generator)[:max_points].sort().values
+        xs, ys, seen = [], [], 0
+        for x, y in self.chunks():
+            if chosen is None:
+                xs.append(x)
+                ys.append(y)
+            else:  # the chosen rows that fall in this batch
+                at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
+                xs.append(x[at.to(x.device)])
+                ys.append(y[at.to(y.device)])
+            seen += len(y)
+            if chosen is None and max_points and seen >= max_points:
+                break  # no length to choose from: the first max_points
+        x, y = torch.cat(xs), torch.cat(ys)
+        return (x[:max_points], y[:max_points]) if max_points else (x, y)
+
+
+def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | None = None) -> dict[str, Split]:
+    """Every split the data has: ``train`` always (when it can be had), ``val`` and ``test`` when held out.
+
+    A ``PointData``'s are its tensors; another DataModule's are its dataloaders, in the order they
+    hand points out. A split whose dataloader is not there is left out."""
+    held = getattr(datamodule, "splits", None)
+    if isinstance(held, dict) and held and all(isinstance(v, tuple) for v in held.values()):
+        return {name: Resident(*held[name]) for name in SPLITS if name in held}
+    if datamodule is None:
+        return {}
+    found = {}
+    for name in SPLITS:
+        loader = dataloader(datamodule, name)
+        if loader is not None:
+            found[name] = Loaded(loader, device or torch.device("cpu"), name)
+    return found
+
+
+def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | None:
+    """The DataModule's dataloader of a split, or None when it has none (Lightning's base class raises
+    for a hook left out; an empty list is Lightning's "no such split")."""
+    hook: Callable | None = getattr(datamodule, f"{split}_dataloader", None)
+    if hook is None or getattr(type(datamodule), f"{split}_dataloader", None) is getattr(
+        pl.LightningDataModule, f"{split}_dataloader", None
+    ):
+        return None
+    try:
+        loader = hook()
+    except Exception as error:  # the user's own hook: said, not raised over the run
+        print(f"note: the {split} split is left out: {split}_dataloader() raised {one_line(error)}", file=sys.stderr)
+        return None
+    if isinstance(loader, list | tuple):
+        return loader[0] if len(loader) == 1 else None
+    return loader
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())
