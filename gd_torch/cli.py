@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import torch
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -40,6 +41,8 @@ from gd_torch.rundir import (
     reuse_run_directory,
     root_of,
 )
+from gd_torch.schema import Schema
+from gd_torch.splits import dataloader, set_up_once
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -82,7 +85,8 @@ class GradientDescentCLI(LightningCLI):
     def _build(self, args: list[str] | None) -> None:
         super().__init__(
             GradientDescent,
-            PointData,  # the project's data classes, or a user's subclass of PointData
+            # The project's data classes (PointData's), or any LightningDataModule of a user's own.
+            pl.LightningDataModule,
             save_config_callback=SaveConfig,
             subclass_mode_data=True,  # data: {class_path: gd_torch.data.Points, init_args: ...}
             trainer_defaults=trainer_defaults(),
@@ -226,7 +230,8 @@ class GradientDescentCLI(LightningCLI):
         model on a few of them: a model that does not fit its data is an error before anything is written."""
         data = self.datamodule
         if not isinstance(data, PointData):
-            return  # another DataModule sets itself up when Lightning says so
+            self.check_own_data_module(data)
+            return
         data.trainer = self.trainer  # the device to make the points on; Lightning's own setup then reuses them
         try:
             data.setup("fit")
@@ -238,6 +243,34 @@ class GradientDescentCLI(LightningCLI):
         x, y = data.splits["train"]
         try:
             check_model_fits_data(self.model.model, x, y, data.features.names)
+        except ValueError as error:
+            raise ConfigError(f"model.model: {error}") from None
+
+    def check_own_data_module(self, data: pl.LightningDataModule) -> None:
+        """A DataModule of the user's own: set up once here (Lightning's own call then finds it done),
+        and the model tried on the first batch of its training dataloader, which must be ``(x, y)``."""
+        key = self.config_key_of(type(data)) or "data"
+        try:
+            data.prepare_data()
+            set_up_once(data, "fit")
+            loader = dataloader(data, "train")
+            if loader is None:
+                raise ValueError("it has no train_dataloader(); gd_torch trains on the batches it hands out")
+            batch = next(iter(loader), None)
+        except Exception as error:  # the user's own code: its message, on one line
+            raise ConfigError(f"{key}: {type(data).__name__} cannot be set up: {one_line(str(error))}") from None
+        if not (isinstance(batch, tuple | list) and len(batch) >= 2 and all(torch.is_tensor(t) for t in batch[:2])):
+            got = "no batch" if batch is None else f"a {type(batch).__name__}"
+            raise ConfigError(
+                f"{key}: the train_dataloader of {type(data).__name__} yields {got}; it must yield (x, y)"
+            )
+        x, y = batch[0], batch[1]
+        features = 1 if x.dim() == 1 else x.shape[1]
+        names = ["x"] if features == 1 else [f"x{i}" for i in range(1, features + 1)]
+        targets = 1 if y.dim() == 1 else y.shape[1]
+        self.model.schema = Schema(names, ["y"] if targets == 1 else [f"y{i}" for i in range(1, targets + 1)])
+        try:
+            check_model_fits_data(self.model.model, x.float(), y.float(), names)
         except ValueError as error:
             raise ConfigError(f"model.model: {error}") from None
 

@@ -190,8 +190,12 @@ class PointData(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> "OneBatch | list":
-        # Every process evaluates the whole validation split: one value, the same everywhere.
-        return OneBatch(*self.splits["val"]) if "val" in self.splits else []
+        # Each process validates its own shard in one batch; the module sums them over the processes.
+        if "val" not in self.splits:
+            return []
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        x, y = self.splits["val"]
+        return OneBatch(x.tensor_split(world)[rank], y.tensor_split(world)[rank])
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0

@@ -168,13 +168,28 @@ class GradientDescent(pl.LightningModule):
         divisor = total_count if self.reduction == "mean" else 1.0
         return {"loss": squared_error * self._world_size / divisor, "global_loss": total_error / divisor}
 
+    def on_validation_epoch_start(self) -> None:
+        self._validation = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, values
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """``val/loss``: the training loss and reduction over the whole validation split, which every
-        process holds (so the synchronised mean is that one value). Logged for callbacks that monitor
-        it (EarlyStopping, ModelCheckpoint); the Dashboard writes it out at the step it belongs to."""
+        """Sums the squared errors and the target values of each validation batch (one batch of a
+        PointData's split, or a DataModule's many)."""
         x, y = batch
-        loss = self.loss(x, y)
-        self.log("val/loss", loss, batch_size=len(y), sync_dist=self._world_size > 1, logger=False)
+        squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum").double()
+        self._validation += torch.stack([squared_error, torch.tensor(float(y.numel()), device=self.device)])
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/loss``: the training loss and reduction over the whole validation split, summed over the
+        batches and the processes (each validates its own shard), then divided as the step divides.
+        Logged for callbacks that monitor it (EarlyStopping, ModelCheckpoint); the Dashboard writes it
+        out at the step it belongs to."""
+        totals = self._validation
+        if self._world_size > 1:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        squared_error, count = totals
+        if count == 0:
+            return
+        self.log("val/loss", (squared_error / (count if self.reduction == "mean" else 1)).float(), logger=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["feature_names"] = self.feature_names

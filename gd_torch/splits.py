@@ -141,5 +141,19 @@ def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | Non
     return loader
 
 
+def set_up_once(datamodule: pl.LightningDataModule, stage: str) -> None:
+    """``datamodule.setup(stage)`` now, and Lightning's own call for the same stage later skipped: the
+    command sets a DataModule up to check it before the run begins, and a user's ``setup`` may be costly
+    or not idempotent."""
+    datamodule.setup(stage)
+    original, done = datamodule.setup, stage
+
+    def setup(stage: str) -> None:  # Lightning calls it as setup(stage=...)
+        if stage != done:
+            original(stage)
+
+    datamodule.setup = setup
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(f"{type(error).__name__}: {error}".split())

@@ -1,0 +1,54 @@
+"""LightningDataModules as a Lightning user writes them (DataLoaders over TensorDatasets), for the tests
+that train on a DataModule of one's own."""
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+WEIGHT, BIAS = (1.5, -2.0, 0.5), 0.25
+
+
+def points(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """y = x @ WEIGHT + BIAS + noise, float32."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    y = x @ torch.tensor(WEIGHT) + BIAS + 0.1 * torch.randn(n, generator=generator)
+    return x, y
+
+
+class TensorData(pl.LightningDataModule):
+    """``n`` training points and ``val`` validation points in DataLoaders.
+
+    Args:
+        n: Training points.
+        val: Validation points (0: no val_dataloader worth the name, an empty list).
+        batch_size: None: every training point in one batch.
+        shuffle: Shuffle the training batches.
+    """
+
+    def __init__(self, n: int = 300, val: int = 100, batch_size: int | None = None, shuffle: bool = False) -> None:
+        super().__init__()
+        self.n, self.val, self.batch_size, self.shuffle = n, val, batch_size, shuffle
+        self.setups = 0
+
+    def setup(self, stage: str) -> None:
+        self.setups += 1
+        self.train_set = TensorDataset(*points(self.n, seed=1))
+        self.val_set = TensorDataset(*points(self.val, seed=2)) if self.val else None
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size or self.n, shuffle=self.shuffle)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=64) if self.val_set is not None else []
+
+
+class NoTraining(pl.LightningDataModule):
+    """A DataModule with no train_dataloader."""
+
+
+class Dicts(TensorData):
+    """Batches as dicts, not (x, y)."""
+
+    def train_dataloader(self):
+        return DataLoader([{"x": x, "y": y} for x, y in self.train_set], batch_size=10)

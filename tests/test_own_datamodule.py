@@ -1,0 +1,116 @@
+"""A LightningDataModule of one's own (DataLoaders over TensorDatasets) trains from the command and from
+gd_torch.fit: the same loop, its final loss and metrics equal to NumPy's over the same points, and a
+float64 NumPy run of the same full-batch descent; what it lacks is one error line."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from own_data import points
+
+import gd_torch
+
+from conftest import assert_clean_error
+
+STEPS, RATE = 40, 0.1
+
+
+def config(tmp_path, **data) -> dict:
+    return {
+        "seed_everything": 0,
+        "model": {"learning_rate": RATE, "reduction": "mean",
+                  "model": {"class_path": "gd_torch.models.LinearRegression", "init_args": {"features": 3}}},
+        "data": {"class_path": "own_data.TensorData", "init_args": data},
+        "trainer": {"max_steps": STEPS, "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                                                   "init_args": {"save_dir": str(tmp_path), "name": "own"}}},
+    }  # fmt: skip
+
+
+def numpy_descent(x: np.ndarray, y: np.ndarray, steps: int, rate: float, divisor: int) -> tuple[np.ndarray, float]:
+    """Full-batch gradient descent on the squared error (divided by ``divisor``: N for the mean, 1 for
+    the sum) from LinearRegression's zeros, in float64."""
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        error = x @ w + b - y
+        w, b = w - rate * 2 * x.T @ error / divisor, b - rate * 2 * error.sum() / divisor
+    return w, b
+
+
+def numpy_metrics(x, y, w, b) -> dict:
+    error = x @ w + b - y
+    mse = float(np.mean(error**2))
+    return {"mse": mse, "rmse": mse**0.5, "mae": float(np.mean(np.abs(error))),
+            "r2": 1 - float(np.sum(error**2) / np.sum((y - y.mean()) ** 2))}  # fmt: skip
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_an_own_datamodule_trains_from_the_command_like_numpy(train, tmp_path, reduction):
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path)))
+    rate = RATE if reduction == "mean" else RATE / 300
+    run = train(f"--model.reduction={reduction}", f"--model.learning_rate={rate}", config=path)
+    assert run.exit_code == 0, run.stderr
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, rate, 300 if reduction == "mean" else 1)
+    params = run.summary["params"]
+    assert params["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+    assert params["bias"] == pytest.approx(b, rel=1e-5)
+    w32, b32 = np.array(params["weight"]), params["bias"]  # the metrics at the run's own parameters
+    want = numpy_metrics(x, y, w32, b32)
+    assert run.summary["final_loss"] == pytest.approx(want["mse"] * (1 if reduction == "mean" else 300), rel=1e-6)
+    assert run.summary["metrics"]["train"] == pytest.approx(want, rel=1e-6)
+    xv, yv = (t.double().numpy() for t in points(100, seed=2))
+    assert run.summary["metrics"]["val"] == pytest.approx(numpy_metrics(xv, yv, w32, b32), rel=1e-6)
+    assert [s for s, _ in run.scalars("train/loss")] == list(range(STEPS))
+    # val/loss over both of the val_dataloader's batches (64 + 36 points), at the parameters after 10 steps.
+    w10, b10 = numpy_descent(x, y, 10, rate, 300 if reduction == "mean" else 1)
+    val_mse = numpy_metrics(xv, yv, w10, b10)["mse"]
+    step, value = run.scalars("val/loss")[0]
+    assert step == 10 and value == pytest.approx(val_mse * (1 if reduction == "mean" else 100), rel=1e-5)
+    assert (run.run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_an_own_datamodule_trains_from_fit_in_shuffled_minibatches(tmp_path):
+    run = gd_torch.fit(config(tmp_path, batch_size=32, shuffle=True), "--trainer.max_steps=400")
+    assert run.exit_code == 0
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    # Every training point counts in the final loss, whatever the batches: NumPy's over all 300.
+    want = numpy_metrics(x, y, np.array(run.summary["params"]["weight"]), run.summary["params"]["bias"])
+    assert run.summary["final_loss"] == pytest.approx(want["mse"], rel=1e-6)
+    solution, *_ = np.linalg.lstsq(np.column_stack([x, np.ones(300)]), y, rcond=None)
+    assert run.summary["params"]["weight"] == pytest.approx(solution[:3].tolist(), abs=0.02)
+    with torch.no_grad():
+        assert run.model(torch.zeros(1, 3)).item() == pytest.approx(run.summary["params"]["bias"], abs=1e-7)
+
+
+def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
+    from gd_torch.command import build
+
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path)))
+    cli = build(["--config", str(path)])
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.datamodule.setups == 1
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ("own_data.NoTraining", ["NoTraining cannot be set up", "no train_dataloader()"]),
+        ("own_data.Dicts", ["the train_dataloader of Dicts yields a dict; it must yield (x, y)"]),
+    ],
+    ids=["no train dataloader", "dicts"],
+)
+def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, words):
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": data}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    assert_clean_error(train(config=path), "error: data", *words)
+
+
+def test_an_own_datamodule_with_a_model_that_does_not_fit_is_one_error_line(train, tmp_path):
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path)))
+    line = assert_clean_error(train("--model.model.init_args.features=5", config=path))
+    assert line.startswith("error: model.model: LinearRegression fails on the data's x of shape (4, 3)")
