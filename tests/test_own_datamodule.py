@@ -2,6 +2,10 @@
 gd_torch.fit: the same loop, its final loss and metrics equal to NumPy's over the same points, and a
 float64 NumPy run of the same full-batch descent; what it lacks is one error line."""
 
+import json
+import os
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +14,7 @@ from own_data import points
 
 import gd_torch
 
-from conftest import assert_clean_error
+from conftest import REPO, assert_clean_error, command, run_dirs, scalars
 
 STEPS, RATE = 40, 0.1
 
@@ -114,3 +118,24 @@ def test_an_own_datamodule_with_a_model_that_does_not_fit_is_one_error_line(trai
     path.write_text(yaml.safe_dump(config(tmp_path)))
     line = assert_clean_error(train("--model.model.init_args.features=5", config=path))
     assert line.startswith("error: model.model: LinearRegression fails on the data's x of shape (4, 3)")
+
+
+@pytest.mark.slow
+def test_an_own_datamodule_on_two_processes_follows_one(tmp_path):
+    """Lightning shards the DataModule's loader over the processes (its DistributedSampler); the mean's
+    divisor is the global count, so 2 processes take the one-process steps."""
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    argv = command("--config", str(path), "--trainer.strategy=ddp", "--trainer.devices=2",
+                   "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Training on cpu, 2 processes" in done.stdout
+    (run_dir,) = run_dirs(tmp_path / "ddp")
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+    assert summary["final_loss"] == pytest.approx(numpy_metrics(x, y, w, b)["mse"], rel=1e-5)
+    assert [s for s, _ in scalars(run_dir, "train/loss")] == list(range(STEPS))  # logged once
