@@ -10,13 +10,16 @@ The checks before a run are in :mod:`gd_torch.checks` and :mod:`gd_torch.resume`
 :mod:`gd_torch.adapters.jsonargparse`.
 """
 
+import copy
+import inspect
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse import ArgumentError
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
@@ -41,8 +44,7 @@ from gd_torch.rundir import (
     reuse_run_directory,
     root_of,
 )
-from gd_torch.schema import Schema
-from gd_torch.splits import dataloader, set_up_once
+from gd_torch.sizes import count, disagreement, first_batch, schema_of
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -76,6 +78,8 @@ def trainer_defaults() -> dict:
 class GradientDescentCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
         self.claimed: list[Path] = []  # the run directories this command created
+        self.linked: dict[str, int] = {}  # the model's sizes taken from the data: features, outputs
+        self.link_error: ConfigError | None = None  # raised once the classes are built (jsonargparse wraps it)
         try:
             self._build(args)
         except signals.StoppedBeforeTraining:
@@ -104,6 +108,11 @@ class GradientDescentCLI(LightningCLI):
         parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
         # curvature: {enabled: auto, max_points: 4096}: the Hessian at the initial parameters, bounded.
         parser.add_lightning_class_args(Curvature, "curvature")
+        # The model's sizes from the data's columns (one-hot categories and targets counted), where its
+        # class has them (LinearRegression, MLP, a model of one's own with these arguments).
+        for key in ("features", "outputs"):
+            link = partial(self.size_from_data, key)
+            parser.link_arguments("data", f"model.model.init_args.{key}", compute_fn=link, apply_on="instantiate")
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
@@ -128,6 +137,11 @@ class GradientDescentCLI(LightningCLI):
             )
 
     def before_instantiate_classes(self) -> None:
+        model = self.config.get("model.model")
+        if isinstance(model, Namespace) and model.get("init_args") is None:
+            # A model without arguments: the size links still record their values under its init_args
+            # (Lightning's instantiator expects the key), and sizes_as_built drops them again.
+            model.init_args = Namespace()
         trainer = self.config.trainer
         if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
             raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
@@ -143,11 +157,37 @@ class GradientDescentCLI(LightningCLI):
         if ckpt_path not in (None, LAST) and not Path(ckpt_path).is_file():
             raise ConfigError(f"ckpt_path: no checkpoint file at {ckpt_path}")
 
+    def size_from_data(self, key: str, data: pl.LightningDataModule) -> int | None:
+        """The data's count for the model's ``key`` (``features``, ``outputs``); the value given by hand
+        when the data cannot tell. When the two disagree, or the data cannot be set up, the error is kept
+        for :meth:`instantiate_classes` to raise (jsonargparse would wrap it in a message of its own)."""
+        given = self.config.get(f"model.model.init_args.{key}")
+        try:
+            schema = schema_of(data)
+        except Exception as error:  # a DataModule of one's own: its own message, on one line
+            where = self.config_key_of(type(data)) or "data"
+            message = f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}"
+            self.link_error = self.link_error or ConfigError(message)
+            return given
+        if schema is None:
+            return given
+        found = count(schema, key)
+        if given is not None and given != found:
+            message = f"model.model.init_args.{disagreement(key, given, schema)}"
+            self.link_error = self.link_error or ConfigError(message)
+            return given
+        self.linked[key] = found
+        return found
+
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
         except ValueError as error:
+            if self.link_error is not None:
+                raise self.link_error from None
             raise ConfigError(explain(error, self.config_key_of)) from None
+        if self.link_error is not None:
+            raise self.link_error
 
     def instantiate_trainer(self, **kwargs):
         try:
@@ -177,8 +217,20 @@ class GradientDescentCLI(LightningCLI):
             self.say(f"Resuming {self.resumed_in} from its last checkpoint (step {step})")
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
         # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
-        self.model.hparams.update(model=section["model"], optimizer=section.get("optimizer"))
+        model = copy.deepcopy(section["model"])
+        self.sizes_as_built(model.get("init_args") or {})
+        self.model.hparams.update(model=model, optimizer=section.get("optimizer"))
         self.claim_run_directory(step)
+
+    def sizes_as_built(self, arguments: dict) -> None:
+        """The model's arguments with the sizes it was built with: the data's where they were linked; the
+        link's keys dropped where its class has no such argument (jsonargparse dumps them all the same)."""
+        accepted = inspect.signature(type(self.model.model)).parameters
+        for key in ("features", "outputs"):
+            if key not in accepted:
+                arguments.pop(key, None)
+            elif key in self.linked:
+                arguments[key] = self.linked[key]
 
     def latest_checkpoint(self) -> str | None:
         """``--ckpt_path last``: the checkpoint of the latest run of this config, to go on with in its
@@ -247,30 +299,16 @@ class GradientDescentCLI(LightningCLI):
             raise ConfigError(f"model.model: {error}") from None
 
     def check_own_data_module(self, data: pl.LightningDataModule) -> None:
-        """A DataModule of the user's own: set up once here (Lightning's own call then finds it done),
-        and the model tried on the first batch of its training dataloader, which must be ``(x, y)``."""
-        key = self.config_key_of(type(data)) or "data"
+        """A DataModule of the user's own (set up once, when the model was sized from it): the model
+        tried on the first batch of its training dataloader."""
         try:
-            data.prepare_data()
-            set_up_once(data, "fit")
-            loader = dataloader(data, "train")
-            if loader is None:
-                raise ValueError("it has no train_dataloader(); gd_torch trains on the batches it hands out")
-            batch = next(iter(loader), None)
+            x, y = first_batch(data)
         except Exception as error:  # the user's own code: its message, on one line
-            raise ConfigError(f"{key}: {type(data).__name__} cannot be set up: {one_line(str(error))}") from None
-        if not (isinstance(batch, tuple | list) and len(batch) >= 2 and all(torch.is_tensor(t) for t in batch[:2])):
-            got = "no batch" if batch is None else f"a {type(batch).__name__}"
-            raise ConfigError(
-                f"{key}: the train_dataloader of {type(data).__name__} yields {got}; it must yield (x, y)"
-            )
-        x, y = batch[0], batch[1]
-        features = 1 if x.dim() == 1 else x.shape[1]
-        names = ["x"] if features == 1 else [f"x{i}" for i in range(1, features + 1)]
-        targets = 1 if y.dim() == 1 else y.shape[1]
-        self.model.schema = Schema(names, ["y"] if targets == 1 else [f"y{i}" for i in range(1, targets + 1)])
+            where = self.config_key_of(type(data)) or "data"
+            raise ConfigError(f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}") from None
+        self.model.schema = schema_of(data)
         try:
-            check_model_fits_data(self.model.model, x.float(), y.float(), names)
+            check_model_fits_data(self.model.model, x.float(), y.float(), self.model.schema.feature_names)
         except ValueError as error:
             raise ConfigError(f"model.model: {error}") from None
 

@@ -91,7 +91,7 @@ class PointData(pl.LightningDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.splits: dict[str, Batch] = {}
         self.features: Features | None = None
-        self.schema: Schema | None = None  # set by make_points when the columns are named; else made in setup
+        self.schema: Schema | None = None  # set when built where the columns are known; else made in setup
 
     def make_points(self, device: torch.device) -> Batch:
         """All points as float32 tensors on ``device``: x of shape (N,) or (N, features), y of shape
@@ -101,6 +101,11 @@ class PointData(pl.LightningDataModule):
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
         """Splits that come apart from ``make_points`` (``val``, ``test``), e.g. from files of their own."""
         return {}
+
+    def known_schema(self) -> Schema | None:
+        """The model's inputs and outputs by name, where they are known before the points are made (the
+        command sizes the model from them); None for a subclass that knows them only from its points."""
+        return self.schema
 
     def feature_names(self, count: int) -> list[str]:
         """The names of x's columns: ``x`` for one feature, ``x1``, ``x2``, ... for several."""
@@ -234,6 +239,7 @@ class Points(PointData):
         _check_finite("x", x)
         _check_finite("y", y)
         self._x, self._y = x, y
+        self.schema = Schema(["x"], ["y"])
 
     def make_points(self, device: torch.device) -> Batch:
         return torch.tensor(self._x, device=device), torch.tensor(self._y, device=device)
@@ -316,6 +322,7 @@ class TablePoints(PointData):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
             key = f"{split}_path"
             self.tables[key] = read_columns(file_source(Path(split_path), key), columns, key=key, **read)
+        self.schema = self._learn_schema()  # the columns the model takes, known before the points are made
 
     def setup(self, stage: str) -> None:
         first = not self.splits  # the points are made once; what was dropped is said then
@@ -349,7 +356,6 @@ class TablePoints(PointData):
         return tensor_of(x, device), tensor_of(y, device)
 
     def make_points(self, device: torch.device) -> Batch:
-        self.schema = self._learn_schema()
         return self._tensors(self.tables["path"], "path", device)
 
     def make_held_out(self, device: torch.device) -> dict[str, Batch]:
@@ -417,6 +423,7 @@ class SyntheticLine(PointData):
         if not math.isfinite(intercept):
             raise ValueError(f"intercept must be a finite number, got {intercept}")
         self.n, self.slope, self.intercept, self.noise_std = n, slope, intercept, noise_std
+        self.schema = Schema(self.feature_names(1 if isinstance(slope, int | float) else len(slopes)), ["y"])
 
     def make_points(self, device: torch.device) -> Batch:
         generator = torch.Generator(device=device).manual_seed(self.seed)

@@ -52,9 +52,13 @@ def _as_features(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(-1) if x.dim() == 1 else x
 
 
-def _check_count(name: str, value: int) -> None:
+def _count(name: str, value: int | None) -> int:
+    """A size given, or 1 when it is left to the data (the command fills in the data's count)."""
+    if value is None:
+        return 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise ValueError(f"{name} must be >= 1 or null (the data's count), got {value}")
+    return value
 
 
 class LinearRegression(nn.Module):
@@ -64,14 +68,14 @@ class LinearRegression(nn.Module):
     target), ``weight`` is (features, outputs) and ``bias`` (outputs,): one linear regression per target.
 
     Args:
-        features: The number of input columns, >= 1.
-        outputs: The number of targets it predicts, >= 1.
+        features: The number of input columns, >= 1; left out, the command takes the data's (one-hot
+            categories counted), and Python's default is 1.
+        outputs: The number of targets it predicts, >= 1; left out, the data's (1 in Python).
     """
 
-    def __init__(self, features: int = 1, outputs: int = 1) -> None:
+    def __init__(self, features: int | None = None, outputs: int | None = None) -> None:
         super().__init__()
-        _check_count("features", features)
-        _check_count("outputs", outputs)
+        features, outputs = _count("features", features), _count("outputs", outputs)
         self.weight = nn.Parameter(torch.zeros(features) if outputs == 1 else torch.zeros(features, outputs))
         self.bias = nn.Parameter(torch.zeros(()) if outputs == 1 else torch.zeros(outputs))
 
@@ -90,8 +94,9 @@ class MLP(nn.Module):
     PyTorch's default initialisation: set ``seed_everything`` to make it repeatable.
 
     Args:
-        features: The number of input columns, >= 1.
-        outputs: The number of targets it predicts, >= 1.
+        features: The number of input columns, >= 1; left out, the command takes the data's (one-hot
+            categories counted), and Python's default is 1.
+        outputs: The number of targets it predicts, >= 1; left out, the data's (1 in Python).
         hidden: The width of each hidden layer (default: [32, 32]).
         activation: The nonlinearity after each hidden layer.
         dropout: The probability of dropping each hidden unit while training, in [0, 1) (0 = no
@@ -100,16 +105,15 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        features: int = 1,
+        features: int | None = None,
         hidden: list[int] | None = None,
         activation: Literal["tanh", "relu", "sigmoid", "gelu", "silu"] = "tanh",
         dropout: float = 0.0,
-        outputs: int = 1,
+        outputs: int | None = None,
     ) -> None:
         super().__init__()
         hidden = [32, 32] if hidden is None else hidden
-        _check_count("features", features)
-        _check_count("outputs", outputs)
+        features, outputs = _count("features", features), _count("outputs", outputs)
         if any(width < 1 for width in hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {hidden}")
         if activation not in ACTIVATIONS:

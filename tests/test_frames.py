@@ -28,9 +28,10 @@ def colored(n: int = 60) -> pd.DataFrame:
 
 
 def flags(tmp_path, name: str) -> list[str]:
+    # No features given: the model takes the data's 4 (x1 and the three one-hot colors).
     return [f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.logger.init_args.name={name}",
             "--data.init_args.x=[x1, color]", "--data.init_args.y=y", "--data.init_args.missing=drop",
-            "--model.learning_rate=auto", "--trainer.max_steps=300", "--model.model.init_args.features=4"]  # fmt: skip
+            "--model.learning_rate=auto", "--trainer.max_steps=300"]  # fmt: skip
 
 
 def test_a_dataframe_with_a_category_and_gaps_trains_as_the_same_table_from_a_file(tmp_path, capsys):

@@ -113,11 +113,19 @@ def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, w
     assert_clean_error(train(config=path), "error: data", *words)
 
 
-def test_an_own_datamodule_with_a_model_that_does_not_fit_is_one_error_line(train, tmp_path):
+def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
+    settings = config(tmp_path)
+    del settings["model"]["model"]["init_args"]  # features: left to the data
     path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path)))
+    path.write_text(yaml.safe_dump(settings))
     line = assert_clean_error(train("--model.model.init_args.features=5", config=path))
-    assert line.startswith("error: model.model: LinearRegression fails on the data's x of shape (4, 3)")
+    assert line == (
+        "error: model.model.init_args.features is 5, but the data has 3 features (x1, x2, x3);"
+        " leave it out to take the data's"
+    )
+    run = train(config=path)
+    assert run.exit_code == 0
+    assert len(run.summary["params"]["weight"]) == 3
 
 
 @pytest.mark.slow

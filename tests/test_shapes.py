@@ -25,8 +25,19 @@ def test_torch_linear_reaches_the_final_loss_of_linear_regression(train):
 
 def test_a_wrong_feature_count_is_one_line_and_no_run(train):
     run = train(DATA, "--model.model.init_args.features=2", config=CSV)
-    line = assert_clean_error(run, "model.model:", "LinearRegression", "x of shape (4, 3)", "(N, 3)", "x1, x2, x3")
-    assert "size mismatch" in line  # the model's own message
+    line = assert_clean_error(run)
+    assert line == (
+        "error: model.model.init_args.features is 2, but the data has 3 features (x1, x2, x3);"
+        " leave it out to take the data's"
+    )
+
+
+def test_a_wrong_feature_count_of_a_model_not_sized_by_the_data_is_the_models_own_message(train):
+    run = train(
+        DATA, *LINEAR, "--model.model.init_args.in_features=2", "--model.model.init_args.out_features=1", config=CSV
+    )
+    line = assert_clean_error(run, "model.model:", "Linear", "x of shape (4, 3)", "(N, 3)", "x1, x2, x3")
+    assert "mat1 and mat2 shapes cannot be multiplied" in line  # the model's own message
 
 
 def test_a_two_wide_output_is_one_line_and_no_run(train):

@@ -91,10 +91,24 @@ def test_two_targets_converge_to_least_squares_with_metrics_per_target(train, tm
     assert written == pytest.approx(prediction, rel=1e-4, abs=1e-4)
 
 
-def test_a_model_with_the_wrong_number_of_outputs_is_one_error_line(train, tmp_path):
+def test_the_outputs_follow_the_targets_and_a_number_that_disagrees_is_one_error_line(train, tmp_path):
     path, _, _ = two_targets(tmp_path)
-    run = train(f"--data.init_args.path={path}", "--data.init_args.y=[y, y2]", config=CSV)
-    line = assert_clean_error(run, "model.model:", "output of shape (4,)", "expected (4, 2)", "outputs: 2")
+    flags = (f"--data.init_args.path={path}", "--data.init_args.y=[y, y2]")
+    line = assert_clean_error(train(*flags, "--model.model.init_args.outputs=1", config=CSV))
+    assert line == (
+        "error: model.model.init_args.outputs is 1, but the data has 2 targets (y, y2); leave it out to take the data's"
+    )
+    run = train(*flags, "--trainer.max_steps=5", config=CSV)  # csv.yaml names no outputs: the data's 2
+    assert run.exit_code == 0, run.stderr
+    assert len(run.summary["params"]["bias"]) == 2
+
+
+def test_a_model_not_sized_by_the_data_with_the_wrong_outputs_is_one_error_line(train, tmp_path):
+    path, _, _ = two_targets(tmp_path)
+    linear = ("--model.model=torch.nn.Linear", "--model.model.init_args.in_features=3",
+              "--model.model.init_args.out_features=1")  # fmt: skip
+    run = train(f"--data.init_args.path={path}", "--data.init_args.y=[y, y2]", *linear, config=CSV)
+    line = assert_clean_error(run, "model.model:", "output of shape (4, 1)", "expected (4, 2)")
     assert "2 targets" in line
 
 
