@@ -132,9 +132,10 @@ class PointData(pl.LightningDataModule):
             splits = {name: (standardized(sx, self.features), sy) for name, (sx, sy) in splits.items()}
         self.splits = {name: splits[name] for name in SPLITS if name in splits}
 
-    def split_rows(self, n: int) -> dict[str, torch.Tensor] | None:
-        """Which of the ``n`` points go to each split (CPU indices, each split in the points' order), or
-        None when nothing is held out (the article's case: the points as given)."""
+    def split_codes(self, n: int) -> torch.Tensor | None:
+        """Which split each of the ``n`` points is in (int8 on the CPU: 0 train, 1 val, 2 test), or None
+        when nothing is held out (the article's case: the points as given). One byte a point, whatever
+        the source: a streamed table looks its rows up here by index."""
         sizes = {"val": round(self.val_fraction * n), "test": round(self.test_fraction * n)}
         for name, size in sizes.items():
             if size == 0 and getattr(self, f"{name}_fraction") > 0:
@@ -146,13 +147,22 @@ class PointData(pl.LightningDataModule):
             raise ValueError(f"val_fraction and test_fraction leave none of the {n} points to train on")
         if not (sizes["val"] or sizes["test"]):
             return None
-        # One permutation from a CPU generator: the same split on every device, process and resume.
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        held = {"val": order[: sizes["val"]], "test": order[sizes["val"] : sizes["val"] + sizes["test"]]}
-        train = order[sizes["val"] + sizes["test"] :]
-        chosen = {"train": train, **{name: at for name, at in held.items() if len(at)}}
-        # Sorted indices keep each split in the points' original order.
-        return {name: at.sort().values for name, at in chosen.items()}
+        # One permutation from a CPU generator: the same split on every device, process and resume
+        # (int32 draws the same permutation as int64, in half the memory).
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed), dtype=torch.int32)
+        codes = torch.zeros(n, dtype=torch.int8)
+        codes[order[: sizes["val"]]] = 1
+        codes[order[sizes["val"] : sizes["val"] + sizes["test"]]] = 2
+        return codes
+
+    def split_rows(self, n: int) -> dict[str, torch.Tensor] | None:
+        """Which of the ``n`` points go to each split (CPU indices, each split in the points' order), or
+        None when nothing is held out."""
+        codes = self.split_codes(n)
+        if codes is None:
+            return None
+        rows = {name: (codes == code).nonzero().reshape(-1) for code, name in enumerate(SPLITS)}
+        return {name: at for name, at in rows.items() if len(at)}
 
     def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Batch]:
         rows = self.split_rows(len(y))

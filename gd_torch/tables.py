@@ -298,7 +298,7 @@ def read_columns(
         raise TableError(f"{key}: {error}") from None
     if arrow.num_rows == 0:
         raise TableError(f"{key}: {source.name} has a header but no data rows")
-    checked = {name: _column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
+    checked = {name: check_column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
     return _kept(source, key, checked, arrow.num_rows, missing)
 
 
@@ -315,7 +315,8 @@ class Column:
     quoted: bool = True
 
 
-def _column(source: Source, key: str, name: str, array: pa.ChunkedArray, categorical: bool) -> Column:
+def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, categorical: bool) -> Column:
+    """One column's values, its missing cells and its other bad cells, found from its buffers."""
     kind = array.type
     if pa.types.is_dictionary(kind):  # a pandas category column: its values
         array, kind = array.cast(kind.value_type), kind.value_type
@@ -359,18 +360,31 @@ def _numbers_from_text(array: pa.ChunkedArray) -> Column:
     return Column(values, gap, bad, cells=array)
 
 
-def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missing: Missing) -> Table:
-    """The rows kept (all, or those without a missing cell), or the error that names every bad cell."""
-    gaps = np.zeros(rows, dtype=bool)
-    for column in columns.values():
-        gaps |= column.missing
-    bad = sorted(
-        [(row, i, f"{problem}") for i, column in enumerate(columns.values()) for row, problem in column.bad.items()]
+def bad_cells(columns: dict[str, Column], missing: Missing) -> list[tuple[int, int, str]]:
+    """Every bad cell as (row, column position, problem), in row order: a missing cell is bad unless
+    ``missing`` is drop."""
+    return sorted(
+        [(row, i, problem) for i, column in enumerate(columns.values()) for row, problem in column.bad.items()]
         + ([] if missing == "drop" else
            [(row, i, MISSING_CELL) for i, c in enumerate(columns.values()) for row in np.flatnonzero(c.missing)])
     )  # fmt: skip
+
+
+def gaps_of(columns: dict[str, Column], rows: int) -> np.ndarray:
+    """Which rows have a missing cell in any of the columns."""
+    gaps = np.zeros(rows, dtype=bool)
+    for column in columns.values():
+        gaps |= column.missing
+    return gaps
+
+
+def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missing: Missing) -> Table:
+    """The rows kept (all, or those without a missing cell), or the error that names every bad cell."""
+    gaps = gaps_of(columns, rows)
+    bad = bad_cells(columns, missing)
     if bad:
-        raise TableError(f"{key}: {source.name} has {_named(source, columns, bad)}")
+        shown = described(source, columns, bad[:NAMED])
+        raise TableError(f"{key}: {source.name} has {summary(shown, len(bad), bad)}")
     kept = None if not gaps.any() else np.flatnonzero(~gaps)
     if kept is not None and len(kept) == 0:
         raise TableError(f"{key}: {source.name} has no rows left once the {rows} with a missing cell are dropped")
@@ -382,20 +396,26 @@ def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missi
     return Table(source, values, rows if kept is None else len(kept), kept, int(gaps.sum()))
 
 
-def _named(source: Source, columns: dict[str, Column], bad: list[tuple[int, int, str]]) -> str:
+def summary(shown: list[str], count: int, bad: list[tuple[int, int, str]]) -> str:
     """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count)."""
+    more = f"; and {count - NAMED} more" if count > NAMED else ""
+    cells = f"{count} bad cells" if count > 1 else "a bad cell"
+    hint = " (missing: drop drops the rows with a missing cell)" if any(p == MISSING_CELL for *_, p in bad) else ""
+    return f"{cells}: {'; '.join(shown)}{more}{hint}"
+
+
+def described(
+    source: Source, columns: dict[str, Column], shown: list[tuple[int, int, str]], first: int = 0
+) -> list[str]:
+    """``line 9, column 'x2': '' is missing`` for each of ``shown`` (rows counted from ``first``, the
+    table's row where these columns start)."""
     names = list(columns)
-    shown = bad[:NAMED]
-    where = source.where(np.array([row for row, _, _ in shown]))
+    where = source.where(np.array([first + row for row, _, _ in shown]))
     texts = _cell_texts(source, columns, shown)
-    parts = [
+    return [
         f"{at}, column {names[i]!r}: {text} {problem}"
         for at, (_, i, problem), text in zip(where, shown, texts, strict=True)
     ]
-    more = f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
-    cells = f"{len(bad)} bad cells" if len(bad) > 1 else "a bad cell"
-    hint = " (missing: drop drops the rows with a missing cell)" if any(p == MISSING_CELL for *_, p in bad) else ""
-    return f"{cells}: {'; '.join(parts)}{more}{hint}"
 
 
 def _cell_texts(source: Source, columns: dict[str, Column], shown: list[tuple[int, int, str]]) -> list[str]:
