@@ -289,10 +289,11 @@ class GradientDescentCLI(LightningCLI):
             data.setup("fit")
         except ValueError as error:
             raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
-        if "val" not in data.splits:
+        splits = data.measured_splits(self.trainer.strategy.root_device)
+        if "val" not in splits:
             # Nothing to validate: Lightning's validation loop stays out of the run altogether.
             self.trainer.limit_val_batches = 0
-        x, y = data.splits["train"]
+        x, y = next(splits["train"].chunks())  # the first chunk: the check tries a few of its points
         try:
             check_model_fits_data(self.model.model, x, y, data.features.names)
         except ValueError as error:

@@ -21,10 +21,12 @@ import torch
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
 from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.splits import Resident, Split
+from gd_torch.streams import CODES, EveryStep, OnePass, StreamBatches, Streamed, StreamedTable, shards
 from gd_torch.tables import Missing, Source, Table, file_source, memory_source, read_columns, read_header
 
 __all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine", "TablePoints"]
-SPLITS = ("train", "val", "test")
+from gd_torch.splits import SPLITS  # noqa: E402
 
 
 @dataclass
@@ -188,6 +190,10 @@ class PointData(pl.LightningDataModule):
             )
         return mean.float(), std.float()
 
+    def measured_splits(self, device: torch.device) -> "dict[str, Split]":
+        """Each split, for what is measured over all of its points (gd_torch.splits)."""
+        return {name: Resident(*self.splits[name]) for name in SPLITS if name in self.splits}
+
     @property
     def points(self) -> Batch:
         """The training split (all points when nothing is held out)."""
@@ -279,6 +285,10 @@ class TablePoints(PointData):
         test_path: Likewise for the test split (instead of ``test_fraction``).
         missing: A missing cell (empty, NA, nan, null, ...) in x or y: error (every bad cell named) or
             drop (its row is left out; the console says how many, per file).
+        chunk_rows: null holds the table in memory (on the training device). A number streams a
+            Parquet file, a directory of Parquet files or a .npy file this many rows at a time, for
+            tables larger than memory: full batch is still one step per pass over every row (the
+            chunks' gradients summed); mini-batches shuffle the row groups and a buffer of this many rows.
         **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
     """
 
@@ -291,12 +301,15 @@ class TablePoints(PointData):
         val_path: str | None = None,
         test_path: str | None = None,
         missing: Missing = "error",
+        chunk_rows: int | None = None,
         **options,
     ) -> None:
         super().__init__(**options)
         if missing not in ("error", "drop"):
             raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
-        self.path = path
+        if chunk_rows is not None and (isinstance(chunk_rows, bool) or chunk_rows < 1):
+            raise ValueError(f"chunk_rows must be >= 1 or null (the table held in memory), got {chunk_rows}")
+        self.path, self.chunk_rows = path, chunk_rows
         source = handed_table("path") if path is None else file_source(Path(path), "path")
         header = read_header(source, "path")  # a file that is no table is said here, first
         if y is None:
@@ -323,8 +336,18 @@ class TablePoints(PointData):
             raise ValueError("categorical: a categorical y is a class and must be the only target column")
         self.missing = missing
         columns = {"x": self.x_columns, "y": self.y_columns}
+        absent = [(k, c) for k, names in columns.items() for c in names if c not in header]
+        if absent:
+            raise ValueError(
+                f"{absent[0][0]}: {source.name} has no column {absent[0][1]!r}; it has {', '.join(header)}"
+            )
+        self.tables: dict[str, Table] = {}
+        self.streams: dict[str, StreamedTable] = {}
+        if chunk_rows is not None:
+            self._stream(source, val_path, test_path)
+            return
         read = {"missing": missing, "categorical": frozenset(self.categorical)}
-        self.tables: dict[str, Table] = {"path": read_columns(source, columns, key="path", **read)}
+        self.tables["path"] = read_columns(source, columns, key="path", **read)
         for split, split_path in (("val", val_path), ("test", test_path)):
             if split_path is None:
                 continue
@@ -334,16 +357,106 @@ class TablePoints(PointData):
             self.tables[key] = read_columns(file_source(Path(split_path), key), columns, key=key, **read)
         self.schema = self._learn_schema()  # the columns the model takes, known before the points are made
 
+    def _stream(self, source, val_path: str | None, test_path: str | None) -> None:
+        """The table streamed: checked, its split, categories and statistics learned, each in a pass."""
+        read = (self.x_columns, self.y_columns, self.categorical, self.missing, self.chunk_rows)
+        main = self.streams["path"] = StreamedTable(source, "path", *read)
+        for split, split_path in (("val", val_path), ("test", test_path)):
+            if split_path is None:
+                continue
+            if getattr(self, f"{split}_fraction"):
+                raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
+            key = f"{split}_path"
+            self.streams[key] = StreamedTable(file_source(Path(split_path), key), key, *read, split_code=CODES[split])
+        main.set_split(self.split_codes(main.rows))
+        categories, mean, std = main.learn(self.standardize)
+        for column, values in categories.items():
+            if len(values) < 2:
+                raise ValueError(
+                    f"categorical: column {column!r} has {len(values)} category ({', '.join(map(repr, values))})"
+                    " in the training split; it tells the points apart no more than a constant"
+                )
+        self.schema = Schema(self.x_columns, self.y_columns, categories)
+        for stream in self.streams.values():
+            stream.strangers(self.schema)
+        self.features = Features(self.schema.feature_names)
+        if self.standardize:
+            self.features.mean, self.features.std = self._streamed_statistics(mean, std)
+
+    def _streamed_statistics(self, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each model input's mean and standard deviation (a one-hot column's 0 and 1), as float32."""
+        means, stds, at = [], [], 0
+        for column in self.x_columns:
+            if column in self.schema.categories:
+                means += [0.0] * len(self.schema.categories[column])
+                stds += [1.0] * len(self.schema.categories[column])
+                continue
+            if std[at] == 0:
+                raise ValueError(
+                    f"standardize: feature {column!r} is constant ({mean[at]:g}) in the training split, so it"
+                    " cannot be standardized; drop it from x or set standardize: false"
+                )
+            means.append(mean[at])
+            stds.append(std[at])
+            at += 1
+        shape = () if len(means) == 1 else (len(means),)
+        as_float = [torch.tensor(v, dtype=torch.float64).reshape(shape).float() for v in (means, stds)]
+        return as_float[0], as_float[1]
+
     def setup(self, stage: str) -> None:
-        first = not self.splits  # the points are made once; what was dropped is said then
-        super().setup(stage)
+        first = not self.splits and not getattr(self, "_said", False)  # what was dropped is said once
+        if self.streams:
+            self.device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        else:
+            super().setup(stage)
+        self._said = True
         if first and (self.trainer is None or self.trainer.is_global_zero):
-            for key, table in self.tables.items():
-                if table.dropped:
-                    print(
-                        f"{key}: {table.dropped} of {table.read} rows dropped (a missing cell), {table.rows} kept",
-                        flush=True,
-                    )
+            dropped = {key: (t.dropped, t.read, t.rows) for key, t in self.tables.items()}
+            dropped |= {key: (len(t.dropped), t.total, t.rows) for key, t in self.streams.items()}
+            for key, (count, read, kept) in dropped.items():
+                if count:
+                    print(f"{key}: {count} of {read} rows dropped (a missing cell), {kept} kept", flush=True)
+
+    def _streamed_split(self, name: str) -> tuple[StreamedTable, int] | None:
+        """The stream holding a split's rows and the split's code, or None when it has none."""
+        code = CODES[name]
+        key = f"{name}_path"
+        if key in self.streams:
+            return self.streams[key], code
+        main = self.streams["path"]
+        return (main, code) if main.count(code) else None
+
+    def measured_splits(self, device: torch.device) -> "dict[str, Split]":
+        if not self.streams:
+            return super().measured_splits(device)
+        found = {name: self._streamed_split(name) for name in SPLITS}
+        return {name: Streamed(*where, self, device) for name, where in found.items() if where is not None}
+
+    def _shard(self, name: str) -> tuple[Streamed, list[int]]:
+        """This process's share of a streamed split (contiguous pieces), and every process's row count."""
+        table, code = self._streamed_split(name)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        counts = table.piece_counts(code)
+        blocks = shards(table.pieces, counts, world)
+        at = {id(piece): count for piece, count in zip(table.pieces, counts, strict=True)}
+        rows = [sum(at[id(piece)] for piece in block) for block in blocks]
+        return Streamed(table, code, self, self.device, pieces=blocks[rank]), rows
+
+    def train_dataloader(self):
+        if not self.streams:
+            return super().train_dataloader()
+        split, rows = self._shard("train")
+        if self.batch_size is None or self.batch_size >= max(rows):
+            return EveryStep(split)
+        steps = max(math.ceil(count / self.batch_size) for count in rows)
+        return StreamBatches(
+            split, self.batch_size, self.chunk_rows, self.seed, steps, epoch=self._epoch, done=self._batches_done
+        )
+
+    def val_dataloader(self):
+        if not self.streams:
+            return super().val_dataloader()
+        return OnePass(self._shard("val")[0]) if self._streamed_split("val") else []
 
     def _learn_schema(self) -> Schema:
         """The categories of each categorical column, from the rows of the training split."""

@@ -149,9 +149,13 @@ class GradientDescent(pl.LightningModule):
     def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(as_targets(self.model(x), y), y, reduction=self.reduction)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, batch: "tuple[torch.Tensor, torch.Tensor] | Split", batch_idx: int
+    ) -> dict[str, torch.Tensor]:
         """``loss`` is what backward runs on; ``global_loss`` is the loss over the whole batch of every
         process, at the parameters *before* this step's update: the article's loss column."""
+        if isinstance(batch, Split):  # a batch given as chunks: a streamed table, full batch
+            return self._chunked_step(batch)
         if self._world_size == 1:
             loss = self.loss(*batch)
             # A copy, not a view: on CUDA the mean's result can share storage with its N-element
@@ -170,6 +174,29 @@ class GradientDescent(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._validation = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, values
+
+    def _chunked_step(self, batch: Split) -> dict[str, torch.Tensor]:
+        """One update from every chunk of a batch too large to hold: each chunk's squared errors are
+        differentiated and freed, their gradients summed. What backward runs on is ``(params * gradient)``
+        scaled as the loss is divided (its gradient is the summed one; under DDP the processes' are then
+        averaged as for any batch), with the value of the loss over every process's points."""
+        learnable = [p for p in self.model.parameters() if p.requires_grad]
+        gradient = [torch.zeros_like(p) for p in learnable]
+        local = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, target values
+        for x, y in batch.chunks():
+            squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum")
+            parts = torch.autograd.grad(squared_error, learnable, allow_unused=True)
+            for total, part in zip(gradient, parts, strict=True):
+                if part is not None:
+                    total += part
+            local += torch.stack([squared_error.detach().double(), torch.tensor(float(y.numel()), device=self.device)])
+        total_error, total_count = (
+            self.trainer.strategy.reduce(local, reduce_op="sum") if self._world_size > 1 else local
+        )
+        divisor = total_count if self.reduction == "mean" else 1.0
+        surrogate = sum((p * g).sum() for p, g in zip(learnable, gradient, strict=True)) * (self._world_size / divisor)
+        loss = (total_error / divisor).float()
+        return {"loss": surrogate - surrogate.detach() + loss, "global_loss": loss}
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Sums the squared errors and the target values of each validation batch (one batch of a

@@ -106,7 +106,12 @@ def tensor_of(columns: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
     The columns are stacked as rows of a (columns, N) block, one contiguous copy each, and the result
     is its transpose: a valid (N, columns) input that matrix products take without another copy
-    (a column-by-column interleave into (N, columns) runs at half the speed)."""
+    (a column-by-column interleave into (N, columns) runs at half the speed). On CUDA the block goes
+    through pinned memory, copied without waiting."""
     if len(columns) == 1:
-        return torch.from_numpy(np.array(columns[0], dtype=np.float32)).to(device)
-    return torch.from_numpy(np.stack(columns).astype(np.float32, copy=False)).to(device).T
+        block = torch.from_numpy(np.array(columns[0], dtype=np.float32))
+    else:
+        block = torch.from_numpy(np.stack(columns).astype(np.float32, copy=False))
+    pinned = device.type == "cuda"  # a copy from pinned memory does not wait for the device
+    block = block.pin_memory().to(device, non_blocking=True) if pinned else block.to(device)
+    return block if len(columns) == 1 else block.T

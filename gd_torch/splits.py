@@ -110,11 +110,10 @@ def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | 
 
     A ``PointData``'s are its tensors; another DataModule's are its dataloaders, in the order they
     hand points out. A split whose dataloader is not there is left out."""
-    held = getattr(datamodule, "splits", None)
-    if isinstance(held, dict) and held and all(isinstance(v, tuple) for v in held.values()):
-        return {name: Resident(*held[name]) for name in SPLITS if name in held}
     if datamodule is None:
         return {}
+    if hasattr(datamodule, "measured_splits"):  # a PointData: its tensors, or its streamed table
+        return datamodule.measured_splits(device or torch.device("cpu"))
     found = {}
     for name in SPLITS:
         loader = dataloader(datamodule, name)

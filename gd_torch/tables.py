@@ -384,7 +384,8 @@ def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missi
     bad = bad_cells(columns, missing)
     if bad:
         shown = described(source, columns, bad[:NAMED])
-        raise TableError(f"{key}: {source.name} has {summary(shown, len(bad), bad)}")
+        missing_named = any(problem == MISSING_CELL for *_, problem in bad)
+        raise TableError(f"{key}: {source.name} has {summary(shown, len(bad), missing_named)}")
     kept = None if not gaps.any() else np.flatnonzero(~gaps)
     if kept is not None and len(kept) == 0:
         raise TableError(f"{key}: {source.name} has no rows left once the {rows} with a missing cell are dropped")
@@ -396,11 +397,12 @@ def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missi
     return Table(source, values, rows if kept is None else len(kept), kept, int(gaps.sum()))
 
 
-def summary(shown: list[str], count: int, bad: list[tuple[int, int, str]]) -> str:
-    """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count)."""
+def summary(shown: list[str], count: int, missing_named: bool) -> str:
+    """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count), and how to
+    leave the rows with a missing cell out when one is among them."""
     more = f"; and {count - NAMED} more" if count > NAMED else ""
     cells = f"{count} bad cells" if count > 1 else "a bad cell"
-    hint = " (missing: drop drops the rows with a missing cell)" if any(p == MISSING_CELL for *_, p in bad) else ""
+    hint = " (missing: drop drops the rows with a missing cell)" if missing_named else ""
     return f"{cells}: {'; '.join(shown)}{more}{hint}"
 
 

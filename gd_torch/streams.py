@@ -1,0 +1,449 @@
+"""Tables larger than memory: a Parquet file, a directory of Parquet shards or a memory-mapped .npy,
+read ``chunk_rows`` rows at a time.
+
+When the config is read, the table is read whole once to check every cell (and count the rows that
+``missing: drop`` leaves out), and once more for what the training split says: its categories and,
+with ``standardize``, each feature's mean and standard deviation (Chan's merge of each chunk's, in
+float64). After that, a pass over a split is a sequence of chunks: each one read by pyarrow (the next
+one in a thread while the current one computes), its rows of the split kept, encoded as the schema
+says, standardized, and moved to the device (through pinned memory on CUDA).
+
+A Parquet row group (or ``chunk_rows`` rows of a .npy) is a *piece*: the unit of sharding (each
+process streams its own contiguous pieces) and of shuffling (mini-batches take the pieces in a seeded
+order, through a shuffle buffer). What stays in memory: the chunk being used, the next one being
+read (at least one row group each), and one byte a row for the split.
+"""
+
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.splits import Split
+from gd_torch.tables import (
+    NAMED,
+    ArrowFile,
+    Missing,
+    NumpyFile,
+    Source,
+    Table,
+    TableError,
+    bad_cells,
+    check_column,
+    described,
+    gaps_of,
+    summary,
+)  # fmt: skip
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+CODES = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass
+class Piece:
+    """A Parquet row group, or ``chunk_rows`` rows of a .npy: where it starts in the table, its rows,
+    and how to read columns of it (at most ``batch`` rows a table)."""
+
+    start: int
+    rows: int
+    read: Callable[[list[str], int], Iterator[pa.Table]]
+
+
+def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
+    """The table's pieces in row order."""
+    if isinstance(source, NumpyFile):
+        array = source._array()
+        names = source.header()
+
+        def rows_of(start: int, stop: int) -> Callable[[list[str], int], Iterator[pa.Table]]:
+            def read(columns: list[str], batch: int) -> Iterator[pa.Table]:
+                part = array[start:stop]
+                if array.dtype.names:
+                    yield pa.table({c: np.ascontiguousarray(part[c]) for c in columns})
+                else:
+                    yield pa.table({c: np.ascontiguousarray(part[:, names.index(c)]) for c in columns})
+
+            return read
+
+        return [
+            Piece(a, min(chunk_rows, len(array) - a), rows_of(a, a + chunk_rows))
+            for a in range(0, len(array), chunk_rows)
+        ]  # noqa: E501
+    if not isinstance(source, ArrowFile) or source.format != "parquet":
+        raise TableError(
+            f"{source.name} cannot be streamed: chunk_rows streams a Parquet file, a directory of Parquet files"
+            " or a .npy file; write the table as Parquet (or leave chunk_rows null to hold it in memory)"
+        )
+    pieces, start = [], 0
+    for fragment in source._dataset().get_fragments():
+        for group in fragment.split_by_row_group():
+            rows = group.row_groups[0].num_rows
+
+            def read(columns: list[str], batch: int, group=group) -> Iterator[pa.Table]:
+                for record in group.to_batches(columns=columns, batch_size=batch, use_threads=True):
+                    yield pa.Table.from_batches([record])
+
+            pieces.append(Piece(start, rows, read))
+            start += rows
+    return pieces
+
+
+def shards(pieces: list[Piece], rows: list[int], world: int) -> list[list[Piece]]:
+    """The pieces in ``world`` contiguous blocks of about the same number of ``rows`` (one count a piece)."""
+    total = sum(rows)
+    blocks: list[list[Piece]] = [[] for _ in range(world)]
+    seen = 0
+    for piece, count in zip(pieces, rows, strict=True):
+        # A piece goes to the process whose share its middle row falls in.
+        rank = min(world - 1, int((seen + count / 2) * world / total)) if total else 0
+        blocks[rank].append(piece)
+        seen += count
+    return blocks
+
+
+_END = object()
+
+
+def prefetched(items: Iterator) -> Iterator:
+    """``items``, the next one read in a thread while the current one is used (pyarrow and torch
+    release the GIL, so reading overlaps computing)."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(next, items, _END)
+        while True:
+            item = future.result()
+            if item is _END:
+                return
+            future = pool.submit(next, items, _END)
+            yield item
+
+
+def scan(pieces: list[Piece], columns: list[str], chunk_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    """Chunks of at least ``chunk_rows`` rows (the last may be smaller), each with the table rows it
+    holds: consecutive pieces' rows are joined, a large row group is read in parts."""
+    parts: list[pa.Table] = []
+    rows: list[np.ndarray] = []
+    held = 0
+    for piece in pieces:
+        at = piece.start
+        for table in piece.read(columns, chunk_rows):
+            parts.append(table)
+            rows.append(np.arange(at, at + table.num_rows))
+            at += table.num_rows
+            held += table.num_rows
+            if held >= chunk_rows:
+                yield np.concatenate(rows), pa.concat_tables(parts)
+                parts, rows, held = [], [], 0
+    if held:
+        yield np.concatenate(rows), pa.concat_tables(parts)
+
+
+class StreamedTable:
+    """A table read a chunk at a time, checked when it is made (every bad cell named, as a table in
+    memory would be). ``split_code``: None when the split of each row comes from codes looked up by
+    its index, else the one split every row of this table is in (a ``val_path`` file's)."""
+
+    def __init__(
+        self,
+        source: Source,
+        key: str,
+        x_columns: list[str],
+        y_columns: list[str],
+        categorical: list[str],
+        missing: Missing,
+        chunk_rows: int,
+        split_code: int | None = None,
+    ) -> None:
+        self.source, self.key, self.chunk_rows = source, key, chunk_rows
+        self.x_columns, self.y_columns, self.categorical = x_columns, y_columns, frozenset(categorical)
+        self.wanted = list(dict.fromkeys([*x_columns, *y_columns]))
+        self.missing, self.split_code = missing, split_code
+        try:
+            self.pieces = pieces_of(source, chunk_rows)
+        except TableError as error:
+            raise TableError(f"{key}: {error}") from None
+        self.total = sum(piece.rows for piece in self.pieces)
+        if self.total == 0:
+            raise TableError(f"{key}: {source.name} has a header but no data rows")
+        self.dropped = self._check()  # the table's rows left out for a missing cell, in order
+        self.rows = self.total - len(self.dropped)
+        if self.rows == 0:
+            raise TableError(
+                f"{key}: {source.name} has no rows left once the {self.total} with a missing cell are dropped"
+            )
+        self.codes: np.ndarray | None = None  # the split of each kept row (set_split), or split_code for all
+
+    def _columns(self, table: pa.Table) -> dict:
+        return {
+            name: check_column(self.source, self.key, name, table.column(name), name in self.categorical)
+            for name in self.wanted
+        }
+
+    def _check(self) -> np.ndarray:
+        """One pass: every bad cell named (ten, then a count); the rows dropped for a missing cell."""
+        shown: list[str] = []
+        count, missing_named, dropped = 0, False, []
+        for rows, table in prefetched(scan(self.pieces, self.wanted, self.chunk_rows)):
+            columns = self._columns(table)
+            bad = bad_cells(columns, self.missing)
+            if bad:
+                count += len(bad)
+                missing_named |= any(problem == "is missing" for *_, problem in bad)
+                if len(shown) < NAMED:
+                    shown += described(self.source, columns, bad[: NAMED - len(shown)], int(rows[0]))
+            if self.missing == "drop":
+                dropped.append(rows[gaps_of(columns, table.num_rows)])
+        if count:
+            raise TableError(f"{self.key}: {self.source.name} has {summary(shown, count, missing_named)}")
+        return np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
+
+    def set_split(self, codes: torch.Tensor | None) -> None:
+        """The split of each kept row (PointData.split_codes of ``self.rows``); None: all in training."""
+        self.codes = codes.numpy() if codes is not None else None
+
+    def kept_rows(self, rows: np.ndarray, columns: dict) -> np.ndarray:
+        """Which of a chunk's rows (positions in it) are kept: those without a missing cell under drop."""
+        if self.missing != "drop":
+            return np.arange(len(rows))
+        return np.flatnonzero(~gaps_of(columns, len(rows)))
+
+    def codes_of(self, rows: np.ndarray) -> np.ndarray:
+        """The split code of each of these (kept) table rows."""
+        if self.split_code is not None:
+            return np.full(len(rows), self.split_code, dtype=np.int8)
+        if self.codes is None:
+            return np.zeros(len(rows), dtype=np.int8)
+        index = rows - np.searchsorted(self.dropped, rows) if len(self.dropped) else rows
+        return self.codes[index]
+
+    def learn(self, standardize: bool) -> tuple[dict[str, list[str]], np.ndarray | None, np.ndarray | None]:
+        """One pass over the training rows: the categories of each categorical column and, with
+        ``standardize``, the mean and standard deviation of each number column of x (float64)."""
+        numbers = [c for c in self.x_columns if c not in self.categorical]
+        values: dict[str, set] = {c: set() for c in self.categorical}
+        n, mean, spread = 0, np.zeros(len(numbers)), np.zeros(len(numbers))
+        for rows, table in prefetched(scan(self.pieces, self.wanted, self.chunk_rows)):
+            columns = self._columns(table)
+            kept = self.kept_rows(rows, columns)
+            train = kept[self.codes_of(rows[kept]) == 0]
+            if not len(train):
+                continue
+            for c in self.categorical:
+                values[c] |= set(pc.unique(columns[c].values.take(pa.array(train))).to_pylist())
+            if standardize and numbers:
+                block = np.stack([columns[c].values[train] for c in numbers], axis=1).astype(np.float64)
+                k = len(block)
+                chunk_mean = block.mean(axis=0)
+                delta = chunk_mean - mean
+                mean = mean + delta * (k / (n + k))
+                spread = spread + ((block - chunk_mean) ** 2).sum(axis=0) + delta**2 * (n * k / (n + k))
+                n += k
+        categories = {c: learn_categories(pa.array(sorted(v))) for c, v in values.items()}
+        if not (standardize and numbers):
+            return categories, None, None
+        return categories, mean, np.sqrt(spread / n)
+
+    def strangers(self, schema: Schema) -> None:
+        """A ValueError naming the held-out rows whose category the training split does not have (the
+        first row of each such value, ten at most, then a count of the cells)."""
+        if not self.categorical:
+            return
+        first: dict[tuple[str, str], int] = {}
+        count = 0
+        for rows, table in prefetched(scan(self.pieces, list(self.categorical), self.chunk_rows)):
+            for c in self.categorical:
+                cells = pc.utf8_trim_whitespace(table.column(c).cast(pa.string()))
+                unknown = np.flatnonzero(np.asarray(pc.invert(pc.is_in(cells, pa.array(schema.categories[c])))
+                                                    .fill_null(False)))  # fmt: skip
+                count += len(unknown)
+                for at in unknown.tolist():
+                    first.setdefault((c, cells[at].as_py()), int(rows[at]))
+        if not count:
+            return
+        shown = sorted((row, c, value) for (c, value), row in first.items())[:NAMED]
+        where = self.source.where(np.array([row for row, _, _ in shown]))
+        named = "; ".join(f"{at}, column {c!r}: {value!r}" for at, (_, c, value) in zip(where, shown, strict=True))
+        more = f"; and {count - len(shown)} more" if count > len(shown) else ""
+        known = "; ".join(f"{c}: {', '.join(v)}" for c, v in schema.categories.items())
+        raise ValueError(f"{self.key}: categories the training split does not have: {named}{more} (it has {known})")
+
+    def count(self, code: int) -> int:
+        if self.split_code is not None:
+            return self.rows if code == self.split_code else 0
+        if self.codes is None:
+            return self.rows if code == 0 else 0
+        return int((self.codes == code).sum())
+
+    def piece_counts(self, code: int) -> list[int]:
+        """How many rows of the split each piece holds (rows dropped or of other splits not counted)."""
+        counts = []
+        for piece in self.pieces:
+            rows = np.arange(piece.start, piece.start + piece.rows)
+            if len(self.dropped):
+                rows = rows[~np.isin(rows, self.dropped)]
+            counts.append(int((self.codes_of(rows) == code).sum()))
+        return counts
+
+    def chunks(
+        self, pieces: list[Piece], code: int, schema: Schema, mean: torch.Tensor | None, std: torch.Tensor | None,
+        device: torch.device,
+    ) -> Iterator[Batch]:  # fmt: skip
+        """The rows of one split in ``pieces``, a chunk at a time, as the model's (x, y) on ``device``."""
+        for rows, table in prefetched(scan(pieces, self.wanted, self.chunk_rows)):
+            columns = self._columns(table)
+            kept = self.kept_rows(rows, columns)
+            chosen = kept[self.codes_of(rows[kept]) == code]
+            if not len(chosen):
+                continue
+            values = {
+                name: column.values[chosen] if isinstance(column.values, np.ndarray)
+                else column.values.take(pa.array(chosen))
+                for name, column in columns.items()
+            }  # fmt: skip
+            part = Table(self.source, values, len(chosen), kept=rows[chosen])
+            x = tensor_of(schema.encode(part, self.key, self.x_columns), device)
+            y = tensor_of(schema.encode(part, self.key, self.y_columns), device)
+            if mean is not None:
+                x = (x - mean) / std
+            yield x, y
+
+
+class Streamed(Split):
+    """One split of a streamed table, on ``device``: its chunks, in the pieces given (a process's share,
+    or all of them)."""
+
+    def __init__(self, table: StreamedTable, code: int, data: Any, device: torch.device, pieces=None) -> None:
+        self.table, self.code, self.data, self.device = table, code, data, device
+        self.pieces = table.pieces if pieces is None else pieces
+        self.points = table.count(code) if pieces is None else None
+
+    def chunks(self) -> Iterator[Batch]:
+        features = self.data.features
+        mean, std = (
+            (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
+        )
+        yield from self.table.chunks(self.pieces, self.code, self.data.schema, mean, std, self.device)
+
+    def empty(self) -> Batch:
+        """No points, in the shapes of the split's (x, y)."""
+        schema = self.data.schema
+        features, targets = len(schema.feature_names), len(schema.target_names)
+        x = torch.zeros((0, features) if features > 1 else (0,), device=self.device)
+        return x, torch.zeros((0, targets) if targets > 1 else (0,), device=self.device)
+
+    def _gathered(self, chosen: torch.Tensor) -> Batch:
+        """The split's points at these positions (sorted), gathered in one pass."""
+        xs, ys, seen = [], [], 0
+        for x, y in self.chunks():
+            at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
+            if len(at):
+                xs.append(x[at.to(x.device)])
+                ys.append(y[at.to(y.device)])
+            seen += len(y)
+        return (torch.cat(xs), torch.cat(ys)) if xs else self.empty()
+
+    def subset(self, max_points: int) -> Batch:
+        total = self.points
+        if max_points and total > max_points:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+            return self._gathered(torch.randperm(total, generator=generator)[:max_points].sort().values)
+        return self._gathered(torch.arange(total))
+
+    def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        stride = max(1, math.ceil(self.points / max_points))  # every stride-th point, as a resident split's
+        x, y = self._gathered(torch.arange(0, self.points, stride))
+        return x, y, float(stride)
+
+
+class EveryStep:
+    """Full-batch descent over a streamed split: the same pass (a batch given as chunks) at every
+    step, without end; the module sums the chunks' gradients into one update."""
+
+    def __init__(self, split: Streamed) -> None:
+        self.split = split
+
+    def __iter__(self) -> Iterator[Streamed]:
+        while True:
+            yield self.split
+
+
+class OnePass:
+    """A streamed split's chunks, once per pass (validation)."""
+
+    def __init__(self, split: Streamed) -> None:
+        self.split = split
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.split.chunks()
+
+
+class StreamBatches:
+    """Shuffled mini-batches of a streamed training split, one epoch per pass.
+
+    Each epoch takes this process's pieces in an order drawn from the seed and the epoch, through a
+    shuffle buffer of ``buffer_rows`` rows (shuffled whole, its full batches handed out, the rest kept
+    for the next fill). Resumable as :class:`gd_torch.batches.Batches` is: the state is the epoch and
+    the batches done, and the first pass after a resume skips those. Every process takes ``steps``
+    batches an epoch (a short shard's last ones are empty)."""
+
+    def __init__(
+        self, split: Streamed, batch_size: int, buffer_rows: int, seed: int, steps: int,
+        epoch: Callable[[], int], done: Callable[[], int],
+    ) -> None:  # fmt: skip
+        self.split, self.batch_size, self.buffer_rows = split, batch_size, max(buffer_rows, batch_size)
+        self.seed, self.steps, self.epoch, self.done = seed, steps, epoch, done
+        self._resume: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def _batches(self, epoch: int) -> Iterator[Batch]:
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * (epoch + 1))
+        order = torch.randperm(len(self.split.pieces), generator=generator).tolist()
+        pieces = [self.split.pieces[i] for i in order]
+        one = Streamed(self.split.table, self.split.code, self.split.data, self.split.device, pieces=pieces)
+        xs, ys, held = [], [], 0
+        for x, y in one.chunks():
+            xs.append(x)
+            ys.append(y)
+            held += len(y)
+            if held >= self.buffer_rows:
+                x_all, y_all = torch.cat(xs), torch.cat(ys)
+                mixed = torch.randperm(held, generator=generator).to(y_all.device)
+                x_all, y_all = x_all[mixed], y_all[mixed]
+                full = held // self.batch_size * self.batch_size
+                for start in range(0, full, self.batch_size):
+                    yield x_all[start : start + self.batch_size], y_all[start : start + self.batch_size]
+                xs, ys, held = [x_all[full:]], [y_all[full:]], held - full
+        if held:
+            x_all, y_all = torch.cat(xs), torch.cat(ys)
+            mixed = torch.randperm(held, generator=generator).to(y_all.device)
+            x_all, y_all = x_all[mixed], y_all[mixed]
+            for start in range(0, held, self.batch_size):
+                yield x_all[start : start + self.batch_size], y_all[start : start + self.batch_size]
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch = self.epoch()
+        skip = self._resume[1] if self._resume and self._resume[0] == epoch else 0
+        self._resume = None
+        given = 0
+        for batch in self._batches(epoch):
+            if given >= skip:
+                yield batch
+            given += 1
+        while given < self.steps:  # as many steps as the process with the most rows: empty batches
+            if given >= skip:
+                yield self.split.empty()
+            given += 1
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch(), "batches_done": self.done()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = (state["epoch"], state["batches_done"])
