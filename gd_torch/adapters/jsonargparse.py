@@ -29,8 +29,8 @@ def explain(error: ValueError, config_key_of: Callable[[type], str | None]) -> s
     while isinstance(wrapped := cause_of(error), ValueError):
         error = wrapped
     message = one_line(str(error))
-    owner = raised_in_init_of(error)
-    key = config_key_of(owner) if owner else None
+    # The innermost configured class whose __init__ it went through (a helper it built may have raised).
+    owner, key = next(((cls, key) for cls in raised_in_init_of(error) if (key := config_key_of(cls))), (None, None))
     if key is None:
         return message
     first_word = re.match(r"\w+", message)
@@ -98,15 +98,15 @@ def cause_of(error: BaseException) -> BaseException | None:
     return error.__context__
 
 
-def raised_in_init_of(error: BaseException) -> type | None:
-    """The class whose ``__init__`` raised ``error`` (the innermost one), if any."""
-    owner, tb = None, error.__traceback__
+def raised_in_init_of(error: BaseException) -> list[type]:
+    """The classes whose ``__init__`` was running when ``error`` was raised, the innermost first."""
+    owners, tb = [], error.__traceback__
     while tb is not None:
         frame = tb.tb_frame
         if frame.f_code.co_name == "__init__" and "self" in frame.f_locals:
-            owner = type(frame.f_locals["self"])
+            owners.append(type(frame.f_locals["self"]))
         tb = tb.tb_next
-    return owner
+    return owners[::-1]
 
 
 def optimizer_class_and_settings(optimizer) -> tuple[type | None, dict]:

@@ -1,0 +1,173 @@
+"""Tables larger than memory, streamed (TablePoints(chunk_rows=N)): a full-batch run over chunks equals the
+run of the same table in memory and a float64 NumPy run of the same update; its split, statistics and
+measurements are the in-memory ones; mini-batches resume mid-epoch bit for bit; a bad cell is named as
+in memory; two processes equal one."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import gd_torch
+from gd_torch.data import TablePoints
+
+from conftest import REPO, assert_clean_error, command, run_dirs, scalars
+
+CSV_CONFIG = REPO / "configs" / "csv.yaml"
+STEPS, RATE = 20, 0.1
+
+
+def table(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """y = 1.5 x1 - 2 x2 + 0.5 x3 + 3 + noise, and a category that shifts it."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    color = np.array(["red", "blue", "green"])[rng.integers(0, 3, size=n)]
+    y = x @ np.array([1.5, -2.0, 0.5]) + 3 + (color == "red") + rng.normal(scale=0.1, size=n)
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "color": color, "y": y.astype(np.float32)})
+
+
+def as_parquet(tmp_path, frame: pd.DataFrame, row_group_size: int = 128, name: str = "t.parquet") -> str:
+    path = tmp_path / name
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size)
+    return str(path)
+
+
+def fit(tmp_path, path: str, *flags: str):
+    return gd_torch.fit(CSV_CONFIG, f"--data.init_args.path={path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                        f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5",
+                        *flags)  # fmt: skip
+
+
+def numpy_descent(x: np.ndarray, y: np.ndarray, steps: int, rate: float) -> tuple[list[float], np.ndarray]:
+    """Full-batch descent on the mean squared error from zeros, in float64: the loss before each update
+    and the final weights and bias."""
+    w, b, losses = np.zeros(x.shape[1]), 0.0, []
+    for _ in range(steps):
+        error = x @ w + b - y
+        losses.append(float(np.mean(error**2)))
+        w, b = w - rate * 2 * x.T @ error / len(y), b - rate * 2 * error.mean()
+    return losses, np.append(w, b)
+
+
+def test_a_streamed_full_batch_run_is_the_in_memory_run_and_numpys(tmp_path):
+    frame = table()
+    path = as_parquet(tmp_path, frame)
+    held = fit(tmp_path, path, "--data.init_args.x=[x1, x2, x3]")
+    streamed = fit(tmp_path, path, "--data.init_args.x=[x1, x2, x3]", "--data.init_args.chunk_rows=300")
+    assert held.exit_code == streamed.exit_code == 0
+    for tag in ("train/loss", "params/bias"):
+        assert [v for _, v in streamed.history[tag]] == pytest.approx([v for _, v in held.history[tag]], rel=1e-5)
+    assert streamed.summary["params"]["weight"] == pytest.approx(held.summary["params"]["weight"], rel=1e-5)
+    losses, params = numpy_descent(frame[["x1", "x2", "x3"]].to_numpy(float), frame["y"].to_numpy(float), STEPS, RATE)
+    assert [v for _, v in streamed.history["train/loss"]] == pytest.approx(losses, rel=1e-5)
+    assert [*streamed.summary["params"]["weight"], streamed.summary["params"]["bias"]] == pytest.approx(
+        params, rel=1e-5
+    )
+
+
+def test_split_statistics_categories_and_measurements_are_the_in_memory_ones(tmp_path, capsys):
+    frame = table()
+    frame.loc[[5, 300, 777], "x2"] = np.nan  # dropped: the split is over the rows kept, as in memory
+    path = as_parquet(tmp_path, frame)
+    flags = ("--data.init_args.x=[x1, x2, x3, color]", "--data.init_args.categorical=[color]", "--data.init_args.missing=drop",
+             "--data.init_args.val_fraction=0.2", "--data.init_args.test_fraction=0.1",
+             "--data.init_args.standardize=true")  # fmt: skip
+    held = fit(tmp_path, path, *flags)
+    streamed = fit(tmp_path, path, *flags, "--data.init_args.chunk_rows=250")
+    assert held.exit_code == streamed.exit_code == 0
+    assert streamed.model.schema == held.model.schema  # the categories, learned from the training rows
+    assert torch.equal(streamed.model.x_mean, held.model.x_mean)
+    assert torch.equal(streamed.model.x_std, held.model.x_std)
+    assert streamed.summary["final_loss"] == pytest.approx(held.summary["final_loss"], rel=1e-5)
+    for split in ("train", "val", "test"):
+        assert streamed.summary["metrics"][split] == pytest.approx(held.summary["metrics"][split], rel=1e-5)
+    assert [v for _, v in streamed.history["val/loss"]] == pytest.approx(
+        [v for _, v in held.history["val/loss"]], rel=1e-5
+    )
+    assert capsys.readouterr().out.count("path: 3 of 1000 rows dropped (a missing cell), 997 kept") == 2
+
+
+def test_a_memory_mapped_npy_streams_as_parquet_does(tmp_path):
+    frame = table()[["x1", "x2", "x3", "y"]]
+    np.save(tmp_path / "t.npy", frame.to_records(index=False))
+    by_npy = fit(tmp_path, str(tmp_path / "t.npy"), "--data.init_args.x=null", "--data.init_args.chunk_rows=300")
+    by_parquet = fit(
+        tmp_path, as_parquet(tmp_path, frame), "--data.init_args.x=null", "--data.init_args.chunk_rows=300"
+    )
+    assert by_npy.summary["params"] == by_parquet.summary["params"]
+
+
+def test_streamed_minibatches_resume_mid_epoch_bit_for_bit(tmp_path):
+    path = as_parquet(tmp_path, table())
+    flags = ("--data.init_args.x=[x1, x2, x3]", "--data.init_args.chunk_rows=200", "--data.init_args.batch_size=64",
+             "--trainer.logger.init_args.name=batches")  # fmt: skip
+    straight = fit(tmp_path, path, *flags, "--trainer.max_steps=40")
+    cut = fit(tmp_path, path, *flags, "--trainer.max_steps=23")  # 16 batches an epoch: mid-epoch 2
+    resumed = fit(tmp_path, path, *flags, "--trainer.max_steps=40", f"--ckpt_path={cut.run_dir}/checkpoints/last.ckpt")
+    assert straight.exit_code == cut.exit_code == resumed.exit_code == 0
+    assert resumed.summary["params"] == straight.summary["params"]  # the very batches it would have drawn
+    assert [v for s, v in resumed.history["train/loss"] if s >= 23] == [
+        v for s, v in straight.history["train/loss"] if s >= 23
+    ]
+    # Shuffled: not the batches of the table's order (the first 64 rows), and every row once an epoch.
+    first_epoch = [v for s, v in straight.history["train/loss"] if s < 16]
+    assert len(set(first_epoch)) == 16
+
+
+def test_a_bad_cell_of_a_streamed_table_is_named_as_in_memory(train, tmp_path):
+    frame = table()[["x1", "x2", "x3", "y"]]
+    frame.loc[[400, 950], "x1"] = np.nan
+    frame.loc[951, "y"] = np.inf
+    path = as_parquet(tmp_path, frame)
+    held = train(f"--data.init_args.path={path}", config=CSV_CONFIG)
+    streamed = train(f"--data.init_args.path={path}", "--data.init_args.chunk_rows=100", config=CSV_CONFIG)
+    assert assert_clean_error(streamed) == assert_clean_error(held)
+    assert "row 400, column 'x1': null is missing; row 950" in assert_clean_error(streamed)
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--data.init_args.path=data/three_features.csv", "--data.init_args.chunk_rows=100"],
+         ["data.init_args.path", "cannot be streamed", "Parquet"]),
+        (["--data.init_args.chunk_rows=0"], ["data.init_args.chunk_rows must be >= 1 or null"]),
+    ],
+    ids=["csv", "zero"],
+)  # fmt: skip
+def test_what_cannot_stream_is_one_error_line(train, flags, words):
+    assert_clean_error(train(*flags, config=CSV_CONFIG), *words)
+
+
+def test_a_streamed_split_reads_the_rows_of_each_piece_in_order(tmp_path):
+    frame = table(n=500)
+    path = as_parquet(tmp_path, frame, row_group_size=37)  # pieces of 37 rows, chunks of >= 100
+    data = TablePoints(path, ["x1", "x2", "x3"], "y", chunk_rows=100)
+    data.setup("fit")
+    chunks = list(data.measured_splits(torch.device("cpu"))["train"].chunks())
+    assert [len(y) for _, y in chunks] == [111, 111, 111, 111, 56]
+    assert torch.equal(torch.cat([y for _, y in chunks]), torch.tensor(frame["y"].to_numpy()))
+
+
+@pytest.mark.slow
+def test_two_streamed_processes_follow_one(tmp_path):
+    path = as_parquet(tmp_path, table(n=999))
+    flags = ("--config", str(CSV_CONFIG), f"--data.init_args.path={path}", "--data.init_args.x=[x1, x2, x3]",
+             "--data.init_args.chunk_rows=100", "--data.init_args.val_fraction=0.2", f"--trainer.max_steps={STEPS}",
+             f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5")  # fmt: skip
+    done = subprocess.run(command(*flags, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
+                                  save_dir=tmp_path / "ddp"), cwd=REPO, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Training on cpu, 2 processes" in done.stdout
+    one = gd_torch.fit(*flags[1:], f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}")
+    (run_dir,) = run_dirs(tmp_path / "ddp")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["params"]["weight"] == pytest.approx(one.summary["params"]["weight"], rel=1e-5)
+    for tag in ("train/loss", "val/loss"):
+        two = scalars(run_dir, tag)
+        assert [s for s, _ in two] == [s for s, _ in one.history[tag]]  # each step written once
+        assert [v for _, v in two] == pytest.approx([v for _, v in one.history[tag]], rel=1e-5)
