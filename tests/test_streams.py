@@ -38,9 +38,9 @@ def as_parquet(tmp_path, frame: pd.DataFrame, row_group_size: int = 128, name: s
 
 
 def fit(tmp_path, path: str, *flags: str):
-    return gd_torch.fit(CSV_CONFIG, f"--data.init_args.path={path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
-                        f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5",
-                        *flags)  # fmt: skip
+    settings = (f"--data.init_args.path={path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5")  # fmt: skip
+    return gd_torch.fit(CSV_CONFIG, *settings, *flags)
 
 
 def numpy_descent(x: np.ndarray, y: np.ndarray, steps: int, rate: float) -> tuple[list[float], np.ndarray]:
@@ -74,8 +74,8 @@ def test_split_statistics_categories_and_measurements_are_the_in_memory_ones(tmp
     frame = table()
     frame.loc[[5, 300, 777], "x2"] = np.nan  # dropped: the split is over the rows kept, as in memory
     path = as_parquet(tmp_path, frame)
-    flags = ("--data.init_args.x=[x1, x2, x3, color]", "--data.init_args.categorical=[color]", "--data.init_args.missing=drop",
-             "--data.init_args.val_fraction=0.2", "--data.init_args.test_fraction=0.1",
+    flags = ("--data.init_args.x=[x1, x2, x3, color]", "--data.init_args.categorical=[color]",
+             "--data.init_args.missing=drop", "--data.init_args.val_fraction=0.2", "--data.init_args.test_fraction=0.1",
              "--data.init_args.standardize=true")  # fmt: skip
     held = fit(tmp_path, path, *flags)
     streamed = fit(tmp_path, path, *flags, "--data.init_args.chunk_rows=250")
@@ -159,8 +159,9 @@ def test_two_streamed_processes_follow_one(tmp_path):
     flags = ("--config", str(CSV_CONFIG), f"--data.init_args.path={path}", "--data.init_args.x=[x1, x2, x3]",
              "--data.init_args.chunk_rows=100", "--data.init_args.val_fraction=0.2", f"--trainer.max_steps={STEPS}",
              f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5")  # fmt: skip
-    done = subprocess.run(command(*flags, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
-                                  save_dir=tmp_path / "ddp"), cwd=REPO, capture_output=True, text=True, timeout=180)  # fmt: skip
+    ddp = ("--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu")
+    argv = command(*flags, *ddp, save_dir=tmp_path / "ddp")
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "Training on cpu, 2 processes" in done.stdout
     one = gd_torch.fit(*flags[1:], f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}")
