@@ -39,7 +39,8 @@ def as_parquet(tmp_path, frame: pd.DataFrame, row_group_size: int = 128, name: s
 
 def fit(tmp_path, path: str, *flags: str):
     settings = (f"--data.init_args.path={path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
-                f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}", "--trainer.val_check_interval=5")  # fmt: skip
+                f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}",
+                "--trainer.val_check_interval=5")  # fmt: skip
     return gd_torch.fit(CSV_CONFIG, *settings, *flags)
 
 
