@@ -476,7 +476,10 @@ class TablePoints(PointData):
 
     def _tensors(self, table: Table, key: str, device: torch.device) -> Batch:
         x, y = (self.schema.encode(table, key, columns) for columns in (self.x_columns, self.y_columns))
-        return tensor_of(x, device), tensor_of(y, device)
+        table.columns = {}  # now held by x and y alone, each column freed once it is copied
+        tensors = tensor_of(x, device), tensor_of(y, device)
+        pa.default_memory_pool().release_unused()  # Arrow's freed buffers back to the system
+        return tensors
 
     def make_points(self, device: torch.device) -> Batch:
         return self._tensors(self.tables["path"], "path", device)

@@ -36,8 +36,9 @@ class Curvature(pl.Callback):
     Args:
         enabled: auto (when something uses it, an SGD bound, learning_rate auto or the sharpness, and
             it is affordable), true (always) or false (never).
-        max_points: Above 64 learnable values, the Hessian-vector products go over at most this many
-            points of the training split, a fixed random subset (seeded); 0 = all of them.
+        max_points: Above 64 learnable values (and for any model on a streamed table or a DataModule's
+            own), the Hessian goes over at most this many points of the training split, a fixed random
+            subset (seeded); 0 = all of them.
         max_iterations: Lanczos steps at the most, >= 1.
         tolerance: Relative, on the largest eigenvalue, > 0.
         enforce: A learning rate above the stable bound is an error (exit code 2) instead of a warning.
@@ -77,7 +78,8 @@ class Curvature(pl.Callback):
             return
         optimizer = pl_module.optimizer_settings()
         size = learnable_values(pl_module.model)
-        limit = self.max_points if size > DENSE_UP_TO else 0  # Lanczos: a subset; the whole Hessian: all
+        # Lanczos takes a subset; the whole Hessian all the points it holds, a stream's its subset too.
+        limit = self.max_points if size > DENSE_UP_TO or not isinstance(split, Resident) else 0
         points = split.points  # None: a DataModule's stream, of no known length
         used = min(points, limit or points) if points is not None else limit or None
         work = size * (used or 0) * (1 if size <= DENSE_UP_TO else self.max_iterations)

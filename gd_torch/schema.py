@@ -58,10 +58,10 @@ class Schema:
     def _one_hot_names(self, column: str) -> list[str]:
         return [f"{column}={v}" for v in self.categories[column]] if column in self.categories else [column]
 
-    def encode(self, table: Table, key: str, wanted: list[str]) -> list[np.ndarray]:
+    def encode(self, table: Table, key: str, wanted: list[str], rows: np.ndarray | None = None) -> list:
         """The ``wanted`` columns of ``table`` as the model's float32 columns: a number column as it is,
-        a categorical one as one 0/1 column per category. A category the schema does not know is a
-        ValueError that names it, its row (or line) and the known ones."""
+        a categorical one as one 0/1 column per category. A category the schema does not know (among
+        ``rows``, when given) is a ValueError that names it, its row (or line) and the known ones."""
         encoded, unknown, count = [], [], 0
         for position, name in enumerate(wanted):
             values = table.columns[name]
@@ -70,6 +70,8 @@ class Schema:
                 continue
             at = pc.index_in(values, value_set=pa.array(self.categories[name]))
             strangers = np.flatnonzero(np.asarray(at.is_null()))
+            if rows is not None:
+                strangers = np.intersect1d(strangers, rows)
             count += len(strangers)
             unknown += [(row, position, name, values[row].as_py()) for row in strangers[:NAMED].tolist()]
             index = np.asarray(at.fill_null(-1))
@@ -101,17 +103,37 @@ def learn_categories(column: pa.Array | pa.ChunkedArray) -> list[str]:
         return sorted(values)
 
 
-def tensor_of(columns: list[np.ndarray], device: torch.device) -> torch.Tensor:
+def block_of(columns: list, rows: np.ndarray | None = None) -> np.ndarray:
+    """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
+    each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
+    is dropped from ``columns`` once it is copied, so a table read whole is not held twice."""
+    length = len(rows) if rows is not None else len(columns[0])
+    block = np.empty((len(columns), length), dtype=np.float32)
+    for j in range(len(columns)):
+        parts = columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]]
+        at = written = 0
+        for part in parts:
+            values = part.to_numpy(zero_copy_only=False) if isinstance(part, pa.Array) else part
+            if rows is None:
+                block[j, written : written + len(values)] = values
+                written += len(values)
+            else:
+                start, stop = np.searchsorted(rows, [at, at + len(values)])
+                block[j, written : written + stop - start] = values[rows[start:stop] - at]
+                written += stop - start
+            at += len(values)
+        columns[j] = None
+    return block
+
+
+def tensor_of(columns: list, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:
     """Float32 columns as one tensor on ``device``: shape (N,) for one column, else (N, columns).
 
-    The columns are stacked as rows of a (columns, N) block, one contiguous copy each, and the result
-    is its transpose: a valid (N, columns) input that matrix products take without another copy
-    (a column-by-column interleave into (N, columns) runs at half the speed). On CUDA the block goes
-    through pinned memory, copied without waiting."""
-    if len(columns) == 1:
-        block = torch.from_numpy(np.array(columns[0], dtype=np.float32))
-    else:
-        block = torch.from_numpy(np.stack(columns).astype(np.float32, copy=False))
+    The columns are copied as rows of a (columns, N) block (see :func:`block_of`), and the result is
+    its transpose: a valid (N, columns) input that matrix products take without another copy (a
+    column-by-column interleave into (N, columns) runs at half the speed). On CUDA the block goes
+    through pinned memory, copied without waiting. ``columns`` is emptied as it is copied."""
+    block = torch.from_numpy(block_of(columns, rows))
     pinned = device.type == "cuda"  # a copy from pinned memory does not wait for the device
     block = block.pin_memory().to(device, non_blocking=True) if pinned else block.to(device)
-    return block if len(columns) == 1 else block.T
+    return block[0] if len(block) == 1 else block.T

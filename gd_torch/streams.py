@@ -17,6 +17,7 @@ read (at least one row group each), and one byte a row for the split.
 import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.schema import Schema, block_of, learn_categories
 from gd_torch.splits import Split
 from gd_torch.tables import (
     NAMED,
@@ -54,6 +55,8 @@ class Piece:
     start: int
     rows: int
     read: Callable[[list[str], int], Iterator[pa.Table]]
+    fragment: Any = None  # a Parquet row group's: read with its neighbours through one dataset scan
+    schema: pa.Schema | None = None
 
 
 def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
@@ -82,7 +85,8 @@ def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
             " or a .npy file; write the table as Parquet (or leave chunk_rows null to hold it in memory)"
         )
     pieces, start = [], 0
-    for fragment in source._dataset().get_fragments():
+    dataset = source._dataset()
+    for fragment in dataset.get_fragments():
         for group in fragment.split_by_row_group():
             rows = group.row_groups[0].num_rows
 
@@ -90,9 +94,33 @@ def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
                 for record in group.to_batches(columns=columns, batch_size=batch, use_threads=True):
                     yield pa.Table.from_batches([record])
 
-            pieces.append(Piece(start, rows, read))
+            pieces.append(Piece(start, rows, read, group, dataset.schema))
             start += rows
     return pieces
+
+
+def tables_of(pieces: list[Piece], columns: list[str], batch: int) -> Iterator[tuple[int, pa.Table]]:
+    """Each piece's rows in order, as tables of at most ``batch`` rows with the table row each starts
+    at. Parquet row groups are read through one dataset scan, which pyarrow reads ahead in parallel."""
+    if not pieces or pieces[0].fragment is None:
+        for piece in pieces:
+            at = piece.start
+            for table in piece.read(columns, batch):
+                yield at, table
+                at += table.num_rows
+        return
+    import pyarrow.dataset as ds
+
+    first = pieces[0].fragment
+    dataset = ds.FileSystemDataset([p.fragment for p in pieces], pieces[0].schema, first.format, first.filesystem)
+    order = iter(pieces)
+    at, left = 0, 0
+    for record in dataset.to_batches(columns=columns, batch_size=batch):
+        while left == 0:  # a batch never spans two row groups
+            piece = next(order)
+            at, left = piece.start, piece.rows
+        yield at, pa.Table.from_batches([record])
+        at, left = at + record.num_rows, left - record.num_rows
 
 
 def shards(pieces: list[Piece], rows: list[int], world: int) -> list[list[Piece]]:
@@ -106,6 +134,20 @@ def shards(pieces: list[Piece], rows: list[int], world: int) -> list[list[Piece]
         blocks[rank].append(piece)
         seen += count
     return blocks
+
+
+@contextmanager
+def reading_beside(device: torch.device) -> Iterator[None]:
+    """On the CPU, one core fewer for torch while a pass reads ahead: torch's threads spin while they
+    wait, and would take the core the reading needs (measured on 2 cores: 27M rows a second with 2
+    torch threads, 47M to 55M with 1). Put back when the pass ends."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and threads > 1:
+        torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 _END = object()
@@ -130,18 +172,21 @@ def scan(pieces: list[Piece], columns: list[str], chunk_rows: int) -> Iterator[t
     parts: list[pa.Table] = []
     rows: list[np.ndarray] = []
     held = 0
-    for piece in pieces:
-        at = piece.start
-        for table in piece.read(columns, chunk_rows):
-            parts.append(table)
-            rows.append(np.arange(at, at + table.num_rows))
-            at += table.num_rows
-            held += table.num_rows
-            if held >= chunk_rows:
-                yield np.concatenate(rows), pa.concat_tables(parts)
-                parts, rows, held = [], [], 0
+    for at, table in tables_of(pieces, columns, chunk_rows):
+        parts.append(table)
+        rows.append(np.arange(at, at + table.num_rows))
+        held += table.num_rows
+        if held >= chunk_rows:
+            yield (
+                (rows[0] if len(rows) == 1 else np.concatenate(rows)),
+                (parts[0] if len(parts) == 1 else pa.concat_tables(parts)),
+            )
+            parts, rows, held = [], [], 0
     if held:
-        yield np.concatenate(rows), pa.concat_tables(parts)
+        yield (
+            (rows[0] if len(rows) == 1 else np.concatenate(rows)),
+            (parts[0] if len(parts) == 1 else pa.concat_tables(parts)),
+        )
 
 
 class StreamedTable:
@@ -227,6 +272,8 @@ class StreamedTable:
         ``standardize``, the mean and standard deviation of each number column of x (float64)."""
         numbers = [c for c in self.x_columns if c not in self.categorical]
         values: dict[str, set] = {c: set() for c in self.categorical}
+        if not (self.categorical or standardize):
+            return {}, None, None  # nothing to learn: no pass
         n, mean, spread = 0, np.zeros(len(numbers)), np.zeros(len(numbers))
         for rows, table in prefetched(scan(self.pieces, self.wanted, self.chunk_rows)):
             columns = self._columns(table)
@@ -237,7 +284,7 @@ class StreamedTable:
             for c in self.categorical:
                 values[c] |= set(pc.unique(columns[c].values.take(pa.array(train))).to_pylist())
             if standardize and numbers:
-                block = np.stack([columns[c].values[train] for c in numbers], axis=1).astype(np.float64)
+                block = block_of([columns[c].values for c in numbers], train).T.astype(np.float64)
                 k = len(block)
                 chunk_mean = block.mean(axis=0)
                 delta = chunk_mean - mean
@@ -294,24 +341,53 @@ class StreamedTable:
         self, pieces: list[Piece], code: int, schema: Schema, mean: torch.Tensor | None, std: torch.Tensor | None,
         device: torch.device,
     ) -> Iterator[Batch]:  # fmt: skip
-        """The rows of one split in ``pieces``, a chunk at a time, as the model's (x, y) on ``device``."""
-        for rows, table in prefetched(scan(pieces, self.wanted, self.chunk_rows)):
-            columns = self._columns(table)
-            kept = self.kept_rows(rows, columns)
-            chosen = kept[self.codes_of(rows[kept]) == code]
-            if not len(chosen):
+        """The rows of one split in ``pieces``, a chunk at a time, as the model's (x, y) on ``device``:
+        read and encoded in a thread while the previous chunk computes."""
+        pinned = device.type == "cuda"  # a copy from pinned memory does not wait for the device
+        with reading_beside(device):
+            for x, y in prefetched(self._blocks(pieces, code, schema, pinned)):
+                x, y = x.to(device, non_blocking=pinned), y.to(device, non_blocking=pinned)
+                x, y = (x[0] if len(x) == 1 else x.T), (y[0] if len(y) == 1 else y.T)
+                yield ((x - mean) / std if mean is not None else x), y
+
+    def _blocks(
+        self, pieces: list[Piece], code: int, schema: Schema, pinned: bool
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Each chunk's rows of the split as (columns, rows) float32 blocks of x and y, each value copied
+        once from Arrow's buffers."""
+        for rows, table in scan(pieces, self.wanted, self.chunk_rows):
+            chosen = self._chosen(rows, table, code)
+            if chosen is not None and not len(chosen):
                 continue
             values = {
-                name: column.values[chosen] if isinstance(column.values, np.ndarray)
-                else column.values.take(pa.array(chosen))
-                for name, column in columns.items()
-            }  # fmt: skip
-            part = Table(self.source, values, len(chosen), kept=rows[chosen])
-            x = tensor_of(schema.encode(part, self.key, self.x_columns), device)
-            y = tensor_of(schema.encode(part, self.key, self.y_columns), device)
-            if mean is not None:
-                x = (x - mean) / std
-            yield x, y
+                name: self._categories(table.column(name)) if name in self.categorical else table.column(name)
+                for name in self.wanted
+            }
+            part = Table(self.source, values, table.num_rows, kept=rows)
+            blocks = []
+            for columns in (self.x_columns, self.y_columns):
+                block = torch.from_numpy(block_of(schema.encode(part, self.key, columns, chosen), chosen))
+                blocks.append(block.pin_memory() if pinned else block)
+            yield tuple(blocks)
+
+    @staticmethod
+    def _categories(array: pa.ChunkedArray) -> pa.ChunkedArray:
+        """A categorical column's cells as stripped text (a dictionary's values, numbers as text)."""
+        if pa.types.is_dictionary(array.type):
+            array = array.cast(array.type.value_type)
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            array = pc.cast(array, pa.string())
+        return pc.utf8_trim_whitespace(array)
+
+    def _chosen(self, rows: np.ndarray, table: pa.Table, code: int) -> np.ndarray | None:
+        """The positions in a chunk of the split's rows (None: every one of them)."""
+        everything = self.split_code is None and self.codes is None
+        if self.missing != "drop" and everything:
+            return None if code == 0 else np.zeros(0, dtype=np.int64)
+        kept = np.arange(len(rows))
+        if self.missing == "drop":
+            kept = np.flatnonzero(~gaps_of(self._columns(table), len(rows)))
+        return kept[self.codes_of(rows[kept]) == code]
 
 
 class Streamed(Split):

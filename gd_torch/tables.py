@@ -333,9 +333,12 @@ def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, ca
             f"{key}: {source.name} column {name!r} holds {kind} values, not numbers; name it in categorical"
             " to take its values as categories"
         )
-    values = pc.cast(array, pa.float32(), safe=False).to_numpy()  # nulls come as NaN
-    gap = np.isnan(values)
-    infinite = np.flatnonzero(np.isinf(values))
+    # Kept as Arrow's chunks (no copy); the masks from each chunk's values, nulls read as NaN.
+    values = pc.cast(array, pa.float32(), safe=False)
+    values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    views = [chunk.to_numpy(zero_copy_only=False) for chunk in values.chunks]
+    gap = np.concatenate([np.isnan(v) for v in views]) if views else np.zeros(0, dtype=bool)
+    infinite = np.flatnonzero(np.concatenate([np.isinf(v) for v in views])) if views else np.zeros(0, dtype=np.int64)
     typed = None if isinstance(source, CSVFile) else array
     return Column(values, gap, dict.fromkeys(infinite.tolist(), "is not a finite number"), typed, quoted=False)
 
