@@ -107,6 +107,10 @@ def block_of(columns: list, rows: np.ndarray | None = None) -> np.ndarray:
     """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
     each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
     is dropped from ``columns`` once it is copied, so a table read whole is not held twice."""
+    rows_of_one = rows is None and _rows_of_one_block(columns)
+    if rows_of_one is not None:  # already a block, read so (gd_torch.tables): taken as it is
+        columns.clear()
+        return rows_of_one
     length = len(rows) if rows is not None else len(columns[0])
     block = np.empty((len(columns), length), dtype=np.float32)
     for j in range(len(columns)):
@@ -124,6 +128,21 @@ def block_of(columns: list, rows: np.ndarray | None = None) -> np.ndarray:
             at += len(values)
         columns[j] = None
     return block
+
+
+def _rows_of_one_block(columns: list) -> np.ndarray | None:
+    """The columns as one (columns, N) view when they are consecutive float32 rows of one array."""
+    first = columns[0]
+    if not (isinstance(first, np.ndarray) and first.dtype == np.float32 and first.base is not None):
+        return None
+    stride = first.base.strides[0] if first.base.ndim == 2 else None
+    start = first.__array_interface__["data"][0]
+    for j, column in enumerate(columns):
+        if not (isinstance(column, np.ndarray) and column.base is first.base and column.dtype == np.float32
+                and column.strides == (4,) and len(column) == len(first)
+                and column.__array_interface__["data"][0] == start + j * (stride or 0)):  # fmt: skip
+            return None
+    return np.lib.stride_tricks.as_strided(first, shape=(len(columns), len(first)), strides=(stride, 4))
 
 
 def tensor_of(columns: list, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:

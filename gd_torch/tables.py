@@ -14,7 +14,7 @@ A categorical column's cells are kept as text (stripped); every other cell must 
 """
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +83,19 @@ class Source:
         """The columns as the file has them in text, for naming bad cells; None where there is no text."""
         return None
 
+    def count(self) -> int | None:
+        """The number of rows, where it is known without reading them."""
+        return self.table.num_rows
+
+    def estimate(self) -> int:
+        return BATCH
+
+    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+        """The columns ``names``, a batch of rows at a time (those in ``text`` as text)."""
+        table = self.read(names, text)
+        for start in range(0, table.num_rows, BATCH):
+            yield table.slice(start, BATCH)
+
     def where(self, rows: np.ndarray) -> list[str]:
         return [f"row {int(r)}" for r in rows]
 
@@ -127,6 +140,33 @@ class CSVFile(Source):
 
     def read_text(self, names: list[str]) -> pa.Table:
         return self._read(names, dict.fromkeys(names, pa.string()), [])
+
+    def count(self) -> None:
+        return None
+
+    def estimate(self) -> int:
+        """The rows the file holds, estimated from its first 64 KiB (a little more, to grow seldom)."""
+        with self.path.open("rb") as file:
+            head = file.read(1 << 16)
+        lines = max(1, head.count(b"\n"))
+        return int(self.path.stat().st_size / len(head) * lines * 1.05) + 16 if head else 16
+
+    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+        import pyarrow.csv as pcsv
+
+        types = {name: pa.string() if name in text else pa.float32() for name in names}
+        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
+        convert = pcsv.ConvertOptions(
+            include_columns=names, column_types=types, null_values=NULL_SPELLINGS, strings_can_be_null=True
+        )
+        try:
+            with pcsv.open_csv(self.path, read_options=read, convert_options=convert) as reader:
+                for batch in reader:
+                    yield pa.Table.from_batches([batch])
+        except pa.ArrowInvalid as error:
+            if "conversion error" in str(error):
+                raise ConversionFailed(str(error)) from None
+            raise TableError(self._parse_error(str(error))) from None
 
     def where(self, rows: np.ndarray) -> list[str]:
         lines = self._lines()
@@ -175,6 +215,24 @@ class ArrowFile(Source):
     def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
         return self._dataset().to_table(columns=names)
 
+    def count(self) -> int:
+        return self._dataset().count_rows()
+
+    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+        dataset = self._dataset()
+        if self.format != "parquet":
+            for batch in dataset.to_batches(columns=names, batch_size=BATCH, batch_readahead=2):
+                yield pa.Table.from_batches([batch])
+            return
+        import pyarrow.parquet as pq
+
+        # File by file, page by page: the dataset scanner would read sixteen batches ahead, and
+        # pre-buffering whole row groups, which the table is copied out of anyway.
+        for fragment in dataset.get_fragments():
+            with pq.ParquetFile(fragment.path, pre_buffer=False) as file:
+                for batch in file.iter_batches(batch_size=BATCH, columns=names):
+                    yield pa.Table.from_batches([batch])
+
 
 @dataclass
 class NumpyFile(Source):
@@ -201,6 +259,18 @@ class NumpyFile(Source):
     def header(self) -> list[str]:
         array = self._array()
         return list(array.dtype.names) if array.dtype.names else [str(i) for i in range(array.shape[1])]
+
+    def count(self) -> int:
+        return len(self._array())
+
+    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+        array = self._array()
+        for start in range(0, len(array), BATCH):
+            part = array[start : start + BATCH]
+            if array.dtype.names:
+                yield pa.table({name: np.ascontiguousarray(part[name]) for name in names})
+            else:
+                yield pa.table({name: np.ascontiguousarray(part[:, int(name)]) for name in names})
 
     def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
         array = self._array()
@@ -290,16 +360,89 @@ def read_columns(
             raise TableError(f"{where}: {source.name} has no column {absent[0]!r}; it has {', '.join(header)}")
     wanted = list(dict.fromkeys(name for names in columns.values() for name in names))
     try:
+        return _gathered(source, key, wanted, categorical, missing)
+    except ConversionFailed:  # a cell that is no number: every cell of every column looked at as text
         try:
-            arrow = source.read(wanted, categorical)
-        except ConversionFailed:  # a cell that is no number: every cell of every column looked at as text
             arrow = source.read_text(wanted)
-    except TableError as error:
-        raise TableError(f"{key}: {error}") from None
+        except TableError as error:
+            raise TableError(f"{key}: {error}") from None
     if arrow.num_rows == 0:
         raise TableError(f"{key}: {source.name} has a header but no data rows")
     checked = {name: check_column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
     return _kept(source, key, checked, arrow.num_rows, missing)
+
+
+BATCH = 1 << 20  # rows read at a time into a table held in memory
+
+
+def _gathered(source: Source, key: str, wanted: list[str], categorical: frozenset[str], missing: Missing) -> Table:
+    """The columns read a batch at a time, each batch checked and its numbers copied into one float32
+    block (columns, rows) sized from the table's row count (a CSV's estimated from its first bytes),
+    so that the table is never held twice: the block and one batch."""
+    numbers = [name for name in wanted if name not in categorical]
+    capacity = source.count() or source.estimate()
+    block = np.empty((len(numbers), capacity), dtype=np.float32)
+    texts: dict[str, list] = {name: [] for name in categorical if name in wanted}
+    gaps, shown, count, missing_named, at = [], [], 0, False, 0
+    for part in _keyed(source.batches(wanted, categorical), key):
+        n = part.num_rows
+        checked = {name: check_column(source, key, name, part.column(name), name in categorical) for name in wanted}
+        bad = bad_cells(checked, missing)
+        if bad:
+            count += len(bad)
+            missing_named |= any(problem == MISSING_CELL for *_, problem in bad)
+            if len(shown) < NAMED:
+                shown += described(source, checked, bad[: NAMED - len(shown)], at)
+        if count:
+            at += n
+            continue  # only the errors are wanted now
+        if missing == "drop":
+            gaps.append(gaps_of(checked, n))
+        if at + n > block.shape[1]:  # an estimate that fell short: grow by half
+            block = np.resize(block, (len(numbers), max(at + n, block.shape[1] * 3 // 2)))
+        for j, name in enumerate(numbers):
+            copy_into(block[j, at : at + n], checked[name].values)
+        for name in texts:
+            texts[name] += checked[name].values.chunks
+        at += n
+        del part, checked
+        pa.default_memory_pool().release_unused()  # the batch's buffers back to the system, not kept
+    pa.default_memory_pool().release_unused()
+    if count:
+        raise TableError(f"{key}: {source.name} has {summary(shown, count, missing_named)}")
+    if at == 0:
+        raise TableError(f"{key}: {source.name} has a header but no data rows")
+    gap = np.concatenate(gaps) if gaps else np.zeros(at, dtype=bool)
+    kept = np.flatnonzero(~gap) if gap.any() else None
+    if kept is not None and len(kept) == 0:
+        raise TableError(f"{key}: {source.name} has no rows left once the {at} with a missing cell are dropped")
+    block = block[:, :at] if kept is None else block[:, kept]  # a view, or the rows kept (one copy)
+    values: dict[str, Any] = {name: block[j] for j, name in enumerate(numbers)}
+    for name, chunks in texts.items():
+        cells = pa.chunked_array([chunk.cast(pa.string()) for chunk in chunks], type=pa.string())
+        values[name] = cells if kept is None else cells.take(pa.array(kept))
+    values = {name: values[name] for name in wanted}
+    return Table(source, values, at if kept is None else len(kept), kept, 0 if kept is None else at - len(kept))
+
+
+def _keyed(batches: Iterator[pa.Table], key: str) -> Iterator[pa.Table]:
+    """The batches, a source's error (a file that cannot be read) named with the config key."""
+    try:
+        yield from batches
+    except TableError as error:
+        raise TableError(f"{key}: {error}") from None
+
+
+def copy_into(target: np.ndarray, values: Any) -> None:
+    """An Arrow column's (or a NumPy array's) values into ``target``, chunk by chunk."""
+    if isinstance(values, np.ndarray):
+        target[:] = values
+        return
+    at = 0
+    for chunk in values.chunks:
+        view = chunk.to_numpy(zero_copy_only=False)
+        target[at : at + len(view)] = view
+        at += len(view)
 
 
 @dataclass
@@ -416,14 +559,16 @@ def described(
     table's row where these columns start)."""
     names = list(columns)
     where = source.where(np.array([first + row for row, _, _ in shown]))
-    texts = _cell_texts(source, columns, shown)
+    texts = _cell_texts(source, columns, shown, first)
     return [
         f"{at}, column {names[i]!r}: {text} {problem}"
         for at, (_, i, problem), text in zip(where, shown, texts, strict=True)
     ]
 
 
-def _cell_texts(source: Source, columns: dict[str, Column], shown: list[tuple[int, int, str]]) -> list[str]:
+def _cell_texts(
+    source: Source, columns: dict[str, Column], shown: list[tuple[int, int, str]], first: int = 0
+) -> list[str]:
     """The named cells as the source has them: text quoted (``'NA'``), a typed value bare (``null``,
     ``nan``, ``inf``)."""
     names = list(columns)
@@ -432,7 +577,9 @@ def _cell_texts(source: Source, columns: dict[str, Column], shown: list[tuple[in
     texts = []
     for row, i, _ in shown:
         column = columns[names[i]]
-        cells, quoted = (column.cells, column.quoted) if column.cells is not None else (text.column(names[i]), True)
-        cell = cells[row].as_py()
+        if column.cells is not None:
+            cell, quoted = column.cells[row].as_py(), column.quoted
+        else:  # the whole file's text: rows counted from its start
+            cell, quoted = text.column(names[i])[first + row].as_py(), True
         texts.append("null" if cell is None else repr(cell) if quoted else str(cell))
     return texts
