@@ -107,7 +107,7 @@ def block_of(columns: list, rows: np.ndarray | None = None) -> np.ndarray:
     """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
     each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
     is dropped from ``columns`` once it is copied, so a table read whole is not held twice."""
-    rows_of_one = rows is None and _rows_of_one_block(columns)
+    rows_of_one = _rows_of_one_block(columns) if rows is None else None
     if rows_of_one is not None:  # already a block, read so (gd_torch.tables): taken as it is
         columns.clear()
         return rows_of_one
