@@ -8,24 +8,27 @@ of its points (the final loss, the metrics, the pictures).
 """
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 import lightning.pytorch as pl
-import pyarrow as pa
 import torch
 
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
-from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.schema import Schema
 from gd_torch.splits import Resident, Split
-from gd_torch.streams import CODES, EveryStep, OnePass, StreamBatches, Streamed, StreamedTable, shards
-from gd_torch.tables import Missing, Source, Table, file_source, memory_source, read_columns, read_header
 
-__all__ = ["Batches", "CSVPoints", "FullBatch", "OneBatch", "PointData", "Points", "SyntheticLine", "TablePoints"]
+__all__ = [
+    "Batches",
+    "CSVPoints",
+    "FullBatch",
+    "OneBatch",
+    "PointData",
+    "Points",
+    "SyntheticLine",
+    "TablePoints",
+    "handing",
+]
 from gd_torch.splits import SPLITS  # noqa: E402
 
 
@@ -261,261 +264,6 @@ class Points(PointData):
         return torch.tensor(self._x, device=device), torch.tensor(self._y, device=device)
 
 
-class TablePoints(PointData):
-    """Points from a table: a CSV, Parquet, Feather or .npy file, or a DataFrame handed to gd_torch.fit.
-
-    A file is read by its extension; a table in memory is the one given as ``gd_torch.fit(config,
-    data=...)``. The table is read and checked when the config is.
-
-    Files: ``.csv`` (a header row), ``.parquet`` or a directory of Parquet shards, ``.feather``/``.arrow``
-    (Arrow IPC), ``.npy`` (a structured array's fields, or a 2-D array's columns ``"0"``, ``"1"``, ...).
-    They are read by pyarrow, multi-threaded, numbers straight to float32: no Python object per cell.
-
-    Args:
-        path: The table's file (relative to the directory you run from), or a directory of Parquet
-            files; null: the table handed to ``gd_torch.fit(config, data=...)``.
-        x: The feature column, or a list of them (one per feature); left out: every column but y's.
-        y: The target column, or a list of them: the model then predicts one value per target.
-        categorical: Columns of x or y whose cells are categories (text or numbers): each becomes one
-            one-hot column per category of the training split (``color=red``). A categorical y is a
-            class, one-hot: the metrics then include accuracy. A column of categories in the file
-            (a pandas ``category``, an Arrow dictionary) is categorical without being named here.
-        val_path: A table with the same columns whose rows are the validation split
-            (instead of ``val_fraction``).
-        test_path: Likewise for the test split (instead of ``test_fraction``).
-        missing: A missing cell (empty, NA, nan, null, ...) in x or y: error (every bad cell named) or
-            drop (its row is left out; the console says how many, per file).
-        chunk_rows: null holds the table in memory (on the training device). A number streams a
-            Parquet file, a directory of Parquet files or a .npy file this many rows at a time, for
-            tables larger than memory: full batch is still one step per pass over every row (the
-            chunks' gradients summed); mini-batches shuffle the row groups and a buffer of this many rows.
-        **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
-    """
-
-    def __init__(
-        self,
-        path: str | None = None,
-        x: str | list[str] | None = None,
-        y: str | list[str] | None = None,
-        categorical: list[str] | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        missing: Missing = "error",
-        chunk_rows: int | None = None,
-        **options,
-    ) -> None:
-        super().__init__(**options)
-        if missing not in ("error", "drop"):
-            raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
-        if chunk_rows is not None and (isinstance(chunk_rows, bool) or chunk_rows < 1):
-            raise ValueError(f"chunk_rows must be >= 1 or null (the table held in memory), got {chunk_rows}")
-        self.path, self.chunk_rows = path, chunk_rows
-        source = handed_table("path") if path is None else file_source(Path(path), "path")
-        header = read_header(source, "path")  # a file that is no table is said here, first
-        if y is None:
-            raise ValueError("y must name the target column, or a list of them")
-        self.y_columns = [y] if isinstance(y, str) else list(y)
-        if not self.y_columns:
-            raise ValueError("y must name at least one column")
-        if x is None:
-            self.x_columns = [c for c in header if c not in self.y_columns]
-        else:
-            self.x_columns = [x] if isinstance(x, str) else list(x)
-        if not self.x_columns:
-            raise ValueError("x must name at least one column")
-        both = [c for c in self.x_columns if c in self.y_columns]
-        if both:
-            raise ValueError(f"x and y both name the column {both[0]!r}; a column is a feature or a target")
-        self.categorical = list(categorical or [])
-        stray = [c for c in self.categorical if c not in (*self.x_columns, *self.y_columns)]
-        if stray:
-            raise ValueError(f"categorical: {stray[0]!r} is not one of x's or y's columns")
-        self.categorical += [c for c in source.categorical_columns() if c in (*self.x_columns, *self.y_columns)
-                             and c not in self.categorical]  # fmt: skip
-        if any(c in self.categorical for c in self.y_columns) and len(self.y_columns) > 1:
-            raise ValueError("categorical: a categorical y is a class and must be the only target column")
-        self.missing = missing
-        columns = {"x": self.x_columns, "y": self.y_columns}
-        absent = [(k, c) for k, names in columns.items() for c in names if c not in header]
-        if absent:
-            raise ValueError(
-                f"{absent[0][0]}: {source.name} has no column {absent[0][1]!r}; it has {', '.join(header)}"
-            )
-        self.tables: dict[str, Table] = {}
-        self.streams: dict[str, StreamedTable] = {}
-        if chunk_rows is not None:
-            self._stream(source, val_path, test_path)
-            return
-        read = {"missing": missing, "categorical": frozenset(self.categorical)}
-        self.tables["path"] = read_columns(source, columns, key="path", **read)
-        for split, split_path in (("val", val_path), ("test", test_path)):
-            if split_path is None:
-                continue
-            if getattr(self, f"{split}_fraction"):
-                raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
-            key = f"{split}_path"
-            self.tables[key] = read_columns(file_source(Path(split_path), key), columns, key=key, **read)
-        self.schema = self._learn_schema()  # the columns the model takes, known before the points are made
-
-    def _stream(self, source, val_path: str | None, test_path: str | None) -> None:
-        """The table streamed: checked, its split, categories and statistics learned, each in a pass."""
-        read = (self.x_columns, self.y_columns, self.categorical, self.missing, self.chunk_rows)
-        main = self.streams["path"] = StreamedTable(source, "path", *read)
-        for split, split_path in (("val", val_path), ("test", test_path)):
-            if split_path is None:
-                continue
-            if getattr(self, f"{split}_fraction"):
-                raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
-            key = f"{split}_path"
-            self.streams[key] = StreamedTable(file_source(Path(split_path), key), key, *read, split_code=CODES[split])
-        main.set_split(self.split_codes(main.rows))
-        categories, mean, std = main.learn(self.standardize)
-        for column, values in categories.items():
-            if len(values) < 2:
-                raise ValueError(
-                    f"categorical: column {column!r} has {len(values)} category ({', '.join(map(repr, values))})"
-                    " in the training split; it tells the points apart no more than a constant"
-                )
-        self.schema = Schema(self.x_columns, self.y_columns, categories)
-        for stream in self.streams.values():
-            stream.strangers(self.schema)
-        self.features = Features(self.schema.feature_names)
-        if self.standardize:
-            self.features.mean, self.features.std = self._streamed_statistics(mean, std)
-
-    def _streamed_statistics(self, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each model input's mean and standard deviation (a one-hot column's 0 and 1), as float32."""
-        means, stds, at = [], [], 0
-        for column in self.x_columns:
-            if column in self.schema.categories:
-                means += [0.0] * len(self.schema.categories[column])
-                stds += [1.0] * len(self.schema.categories[column])
-                continue
-            if std[at] == 0:
-                raise ValueError(
-                    f"standardize: feature {column!r} is constant ({mean[at]:g}) in the training split, so it"
-                    " cannot be standardized; drop it from x or set standardize: false"
-                )
-            means.append(mean[at])
-            stds.append(std[at])
-            at += 1
-        shape = () if len(means) == 1 else (len(means),)
-        as_float = [torch.tensor(v, dtype=torch.float64).reshape(shape).float() for v in (means, stds)]
-        return as_float[0], as_float[1]
-
-    def setup(self, stage: str) -> None:
-        first = not self.splits and not getattr(self, "_said", False)  # what was dropped is said once
-        if self.streams:
-            self.device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        else:
-            super().setup(stage)
-        self._said = True
-        if first and (self.trainer is None or self.trainer.is_global_zero):
-            dropped = {key: (t.dropped, t.read, t.rows) for key, t in self.tables.items()}
-            dropped |= {key: (len(t.dropped), t.total, t.rows) for key, t in self.streams.items()}
-            for key, (count, read, kept) in dropped.items():
-                if count:
-                    print(f"{key}: {count} of {read} rows dropped (a missing cell), {kept} kept", flush=True)
-
-    def _streamed_split(self, name: str) -> tuple[StreamedTable, int] | None:
-        """The stream holding a split's rows and the split's code, or None when it has none."""
-        code = CODES[name]
-        key = f"{name}_path"
-        if key in self.streams:
-            return self.streams[key], code
-        main = self.streams["path"]
-        return (main, code) if main.count(code) else None
-
-    def measured_splits(self, device: torch.device) -> "dict[str, Split]":
-        if not self.streams:
-            return super().measured_splits(device)
-        found = {name: self._streamed_split(name) for name in SPLITS}
-        return {name: Streamed(*where, self, device) for name, where in found.items() if where is not None}
-
-    def _shard(self, name: str) -> tuple[Streamed, list[int]]:
-        """This process's share of a streamed split (contiguous pieces), and every process's row count."""
-        table, code = self._streamed_split(name)
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        counts = table.piece_counts(code)
-        blocks = shards(table.pieces, counts, world)
-        at = {id(piece): count for piece, count in zip(table.pieces, counts, strict=True)}
-        rows = [sum(at[id(piece)] for piece in block) for block in blocks]
-        return Streamed(table, code, self, self.device, pieces=blocks[rank]), rows
-
-    def train_dataloader(self):
-        if not self.streams:
-            return super().train_dataloader()
-        split, rows = self._shard("train")
-        if self.batch_size is None or self.batch_size >= max(rows):
-            return EveryStep(split)
-        steps = max(math.ceil(count / self.batch_size) for count in rows)
-        return StreamBatches(
-            split, self.batch_size, self.chunk_rows, self.seed, steps, epoch=self._epoch, done=self._batches_done
-        )
-
-    def val_dataloader(self):
-        if not self.streams:
-            return super().val_dataloader()
-        return OnePass(self._shard("val")[0]) if self._streamed_split("val") else []
-
-    def _learn_schema(self) -> Schema:
-        """The categories of each categorical column, from the rows of the training split."""
-        table = self.tables["path"]
-        rows = self.split_rows(table.rows)
-        categories = {}
-        for column in self.categorical:
-            cells = table.columns[column]
-            values = learn_categories(cells if rows is None else cells.take(pa.array(rows["train"].numpy())))
-            if len(values) < 2:
-                raise ValueError(
-                    f"categorical: column {column!r} has one category ({values[0]!r}) in the training split;"
-                    " it tells the points apart no more than a constant"
-                )
-            categories[column] = values
-        return Schema(self.x_columns, self.y_columns, categories)
-
-    def _tensors(self, table: Table, key: str, device: torch.device) -> Batch:
-        x, y = (self.schema.encode(table, key, columns) for columns in (self.x_columns, self.y_columns))
-        table.columns = {}  # now held by x and y alone, each column freed once it is copied
-        tensors = tensor_of(x, device), tensor_of(y, device)
-        pa.default_memory_pool().release_unused()  # Arrow's freed buffers back to the system
-        return tensors
-
-    def make_points(self, device: torch.device) -> Batch:
-        return self._tensors(self.tables["path"], "path", device)
-
-    def make_held_out(self, device: torch.device) -> dict[str, Batch]:
-        held = {split: f"{split}_path" for split in ("val", "test") if f"{split}_path" in self.tables}
-        return {split: self._tensors(self.tables[key], key, device) for split, key in held.items()}
-
-
-CSVPoints = TablePoints  # the name of the CSV reader that came first: configs that use it keep working
-
-
-_HANDED: ContextVar[object | None] = ContextVar("gd_torch_handed_table", default=None)
-
-
-@contextmanager
-def handing(data: object) -> Iterator[None]:
-    """``data`` (a DataFrame, an Arrow table, a dict of columns) is the table of a TablePoints whose
-    path is null, while the block runs: how ``gd_torch.fit(config, data=...)`` hands a table over."""
-    token = _HANDED.set(data)
-    try:
-        yield
-    finally:
-        _HANDED.reset(token)
-
-
-def handed_table(key: str) -> Source:
-    data = _HANDED.get()
-    if data is None:
-        raise ValueError(
-            f"{key} must name the table's file (.csv, .parquet, .feather, .npy or a directory of Parquet files),"
-            " or hand a table to gd_torch.fit(config, data=...)"
-        )
-    return memory_source(data)
-
-
 class SyntheticLine(PointData):
     """``n`` points of ``y = x @ slope + intercept + noise``, generated directly on the device.
 
@@ -559,3 +307,9 @@ class SyntheticLine(PointData):
         if self.noise_std:
             y += self.noise_std * torch.randn(self.n, generator=generator, device=device)
         return x, y
+
+
+from gd_torch.table_points import CSVPoints, TablePoints, handing  # noqa: E402 (it builds on PointData)
+
+# Its public home, as NumPy's set_module does: --help, errors and saved configs say gd_torch.data.TablePoints.
+TablePoints.__module__ = __name__

@@ -189,7 +189,8 @@ class Predictor(nn.Module):
         """The predictions for a raw table: a pandas or polars DataFrame, a pyarrow Table or a dict of
         columns (``{column: values}``), x's columns by name, a categorical one's cells as its categories.
         A bad or missing cell is a ValueError that names its row and column."""
-        from gd_torch.tables import memory_source, read_columns
+        from gd_torch.sources import memory_source
+        from gd_torch.tables import read_columns
 
         source = memory_source(columns, "table")
         absent = [c for c in self.schema.x if c not in source.header()]

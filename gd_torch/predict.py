@@ -21,7 +21,8 @@ from gd_torch.api import load_run
 from gd_torch.errors import ConfigError
 from gd_torch.files import written_whole
 from gd_torch.schema import Schema, tensor_of
-from gd_torch.tables import CSVFile, file_source, read_columns
+from gd_torch.sources import CSVFile, file_source
+from gd_torch.tables import read_columns
 
 EXIT_OK, EXIT_INVALID = 0, 2
 

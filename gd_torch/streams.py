@@ -14,7 +14,6 @@ order, through a shuffle buffer). What stays in memory: the chunk being used, th
 read (at least one row group each), and one byte a row for the split.
 """
 
-import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,21 +26,8 @@ import pyarrow.compute as pc
 import torch
 
 from gd_torch.schema import Schema, block_of, learn_categories
-from gd_torch.splits import Split
-from gd_torch.tables import (
-    NAMED,
-    ArrowFile,
-    Missing,
-    NumpyFile,
-    Source,
-    Table,
-    TableError,
-    bad_cells,
-    check_column,
-    described,
-    gaps_of,
-    summary,
-)  # fmt: skip
+from gd_torch.sources import ArrowFile, NumpyFile, Source, TableError
+from gd_torch.tables import NAMED, Missing, Table, bad_cells, check_column, described, gaps_of, summary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 CODES = {"train": 0, "val": 1, "test": 2}
@@ -115,12 +101,15 @@ def tables_of(pieces: list[Piece], columns: list[str], batch: int) -> Iterator[t
     dataset = ds.FileSystemDataset([p.fragment for p in pieces], pieces[0].schema, first.format, first.filesystem)
     order = iter(pieces)
     at, left = 0, 0
-    for record in dataset.to_batches(columns=columns, batch_size=batch):
+    # Four batches and two files read ahead (pyarrow's defaults, sixteen and four, hold several times
+    # the memory for a few percent more rows a second), Arrow's freed buffers returned as it goes.
+    for record in dataset.to_batches(columns=columns, batch_size=batch, batch_readahead=4, fragment_readahead=2):
         while left == 0:  # a batch never spans two row groups
             piece = next(order)
             at, left = piece.start, piece.rows
         yield at, pa.Table.from_batches([record])
         at, left = at + record.num_rows, left - record.num_rows
+        pa.default_memory_pool().release_unused()
 
 
 def shards(pieces: list[Piece], rows: list[int], world: int) -> list[list[Piece]]:
@@ -388,138 +377,3 @@ class StreamedTable:
         if self.missing == "drop":
             kept = np.flatnonzero(~gaps_of(self._columns(table), len(rows)))
         return kept[self.codes_of(rows[kept]) == code]
-
-
-class Streamed(Split):
-    """One split of a streamed table, on ``device``: its chunks, in the pieces given (a process's share,
-    or all of them)."""
-
-    def __init__(self, table: StreamedTable, code: int, data: Any, device: torch.device, pieces=None) -> None:
-        self.table, self.code, self.data, self.device = table, code, data, device
-        self.pieces = table.pieces if pieces is None else pieces
-        self.points = table.count(code) if pieces is None else None
-
-    def chunks(self) -> Iterator[Batch]:
-        features = self.data.features
-        mean, std = (
-            (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
-        )
-        yield from self.table.chunks(self.pieces, self.code, self.data.schema, mean, std, self.device)
-
-    def empty(self) -> Batch:
-        """No points, in the shapes of the split's (x, y)."""
-        schema = self.data.schema
-        features, targets = len(schema.feature_names), len(schema.target_names)
-        x = torch.zeros((0, features) if features > 1 else (0,), device=self.device)
-        return x, torch.zeros((0, targets) if targets > 1 else (0,), device=self.device)
-
-    def _gathered(self, chosen: torch.Tensor) -> Batch:
-        """The split's points at these positions (sorted), gathered in one pass."""
-        xs, ys, seen = [], [], 0
-        for x, y in self.chunks():
-            at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
-            if len(at):
-                xs.append(x[at.to(x.device)])
-                ys.append(y[at.to(y.device)])
-            seen += len(y)
-        return (torch.cat(xs), torch.cat(ys)) if xs else self.empty()
-
-    def subset(self, max_points: int) -> Batch:
-        total = self.points
-        if max_points and total > max_points:
-            generator = torch.Generator(device="cpu").manual_seed(0)
-            return self._gathered(torch.randperm(total, generator=generator)[:max_points].sort().values)
-        return self._gathered(torch.arange(total))
-
-    def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        stride = max(1, math.ceil(self.points / max_points))  # every stride-th point, as a resident split's
-        x, y = self._gathered(torch.arange(0, self.points, stride))
-        return x, y, float(stride)
-
-
-class EveryStep:
-    """Full-batch descent over a streamed split: the same pass (a batch given as chunks) at every
-    step, without end; the module sums the chunks' gradients into one update."""
-
-    def __init__(self, split: Streamed) -> None:
-        self.split = split
-
-    def __iter__(self) -> Iterator[Streamed]:
-        while True:
-            yield self.split
-
-
-class OnePass:
-    """A streamed split's chunks, once per pass (validation)."""
-
-    def __init__(self, split: Streamed) -> None:
-        self.split = split
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.split.chunks()
-
-
-class StreamBatches:
-    """Shuffled mini-batches of a streamed training split, one epoch per pass.
-
-    Each epoch takes this process's pieces in an order drawn from the seed and the epoch, through a
-    shuffle buffer of ``buffer_rows`` rows (shuffled whole, its full batches handed out, the rest kept
-    for the next fill). Resumable as :class:`gd_torch.batches.Batches` is: the state is the epoch and
-    the batches done, and the first pass after a resume skips those. Every process takes ``steps``
-    batches an epoch (a short shard's last ones are empty)."""
-
-    def __init__(
-        self, split: Streamed, batch_size: int, buffer_rows: int, seed: int, steps: int,
-        epoch: Callable[[], int], done: Callable[[], int],
-    ) -> None:  # fmt: skip
-        self.split, self.batch_size, self.buffer_rows = split, batch_size, max(buffer_rows, batch_size)
-        self.seed, self.steps, self.epoch, self.done = seed, steps, epoch, done
-        self._resume: tuple[int, int] | None = None
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def _batches(self, epoch: int) -> Iterator[Batch]:
-        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * (epoch + 1))
-        order = torch.randperm(len(self.split.pieces), generator=generator).tolist()
-        pieces = [self.split.pieces[i] for i in order]
-        one = Streamed(self.split.table, self.split.code, self.split.data, self.split.device, pieces=pieces)
-        xs, ys, held = [], [], 0
-        for x, y in one.chunks():
-            xs.append(x)
-            ys.append(y)
-            held += len(y)
-            if held >= self.buffer_rows:
-                x_all, y_all = torch.cat(xs), torch.cat(ys)
-                mixed = torch.randperm(held, generator=generator).to(y_all.device)
-                x_all, y_all = x_all[mixed], y_all[mixed]
-                full = held // self.batch_size * self.batch_size
-                for start in range(0, full, self.batch_size):
-                    yield x_all[start : start + self.batch_size], y_all[start : start + self.batch_size]
-                xs, ys, held = [x_all[full:]], [y_all[full:]], held - full
-        if held:
-            x_all, y_all = torch.cat(xs), torch.cat(ys)
-            mixed = torch.randperm(held, generator=generator).to(y_all.device)
-            x_all, y_all = x_all[mixed], y_all[mixed]
-            for start in range(0, held, self.batch_size):
-                yield x_all[start : start + self.batch_size], y_all[start : start + self.batch_size]
-
-    def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch()
-        skip = self._resume[1] if self._resume and self._resume[0] == epoch else 0
-        self._resume = None
-        given = 0
-        for batch in self._batches(epoch):
-            if given >= skip:
-                yield batch
-            given += 1
-        while given < self.steps:  # as many steps as the process with the most rows: empty batches
-            if given >= skip:
-                yield self.split.empty()
-            given += 1
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch(), "batches_done": self.done()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume = (state["epoch"], state["batches_done"])

@@ -1,8 +1,7 @@
 """Reading a table's columns through Arrow, every problem said with the file, the line (or row) and the column.
 
-A table comes from a file, by its extension (``.csv``; ``.parquet`` or a directory of Parquet shards;
-``.feather``/``.arrow``/``.ipc``; ``.npy``), or from memory (a pandas or polars DataFrame, a pyarrow
-Table, a dict of columns). pyarrow reads it multi-threaded, numbers straight to float32 buffers:
+A table comes from a file, by its extension, or from memory (gd_torch.sources), a batch at a time,
+numbers straight to float32 and copied once into one block:
 no Python object is made per cell. A bad cell is found afterwards from a column's null mask, its
 NaNs and infinities, or a failed conversion, and only the cells an error names are looked at one by
 one (a CSV file's line numbers are counted then, not on the way).
@@ -13,26 +12,28 @@ cell (up to ten) in one error; ``missing: drop`` drops the rows with a missing c
 A categorical column's cells are kept as text (stripped); every other cell must be a finite number.
 """
 
-import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gd_torch.sources import (  # noqa: F401 (file_source and memory_source: read from here too)
+    BATCH,
+    MISSING,
+    ConversionFailed,
+    CSVFile,
+    Source,
+    TableError,
+    file_source,
+    memory_source,
+)  # fmt: skip
+
 Missing = Literal["error", "drop"]
-MISSING = ("", "na", "n/a", "#n/a", "nan", "null", "none")
-# A CSV reader's null spellings are case-sensitive: the usual casings here; any other goes the slow way.
-NULL_SPELLINGS = sorted({form for word in MISSING for form in (word, word.upper(), word.title())})
 NAMED = 10  # bad cells named in one error line, at most
 MISSING_CELL = "is missing"
-
-
-class TableError(ValueError):
-    """What is wrong with a table, in one line that names the file, the rows and the columns."""
 
 
 @dataclass
@@ -54,281 +55,6 @@ class Table:
     def where(self, rows: np.ndarray) -> list[str]:
         """Where these of the table's rows are in the source: ``line 12`` of a CSV file, else ``row 11``."""
         return self.source.where(rows if self.kept is None else self.kept[rows])
-
-
-@dataclass
-class Source:
-    """A table in memory (a pyarrow Table), the base of the files' sources: its columns' names, the
-    columns themselves, and where a row is."""
-
-    name: str  # what error lines call it: a file's path, or "the data" for a table handed over
-    table: pa.Table | None = None
-
-    def header(self) -> list[str]:
-        return list(self.table.column_names)
-
-    def schema(self) -> pa.Schema | None:
-        return self.table.schema
-
-    def categorical_columns(self) -> list[str]:
-        """The columns that hold categories by their type (a pandas ``category``: an Arrow dictionary)."""
-        schema = self.schema()
-        return [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        """The columns ``names``; those in ``text`` as text (a CSV file reads the others as float32)."""
-        return self.table.select(names)
-
-    def read_text(self, names: list[str]) -> pa.Table | None:
-        """The columns as the file has them in text, for naming bad cells; None where there is no text."""
-        return None
-
-    def count(self) -> int | None:
-        """The number of rows, where it is known without reading them."""
-        return self.table.num_rows
-
-    def estimate(self) -> int:
-        return BATCH
-
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
-        """The columns ``names``, a batch of rows at a time (those in ``text`` as text)."""
-        table = self.read(names, text)
-        for start in range(0, table.num_rows, BATCH):
-            yield table.slice(start, BATCH)
-
-    def where(self, rows: np.ndarray) -> list[str]:
-        return [f"row {int(r)}" for r in rows]
-
-
-class ConversionFailed(Exception):
-    """A CSV cell that is no float32: the file is read again as text, to name every bad cell."""
-
-
-@dataclass
-class CSVFile(Source):
-    """A CSV file with a header row, read by pyarrow's multi-threaded reader."""
-
-    path: Path = field(default_factory=Path)
-    _header: list[str] | None = None
-
-    def schema(self) -> None:
-        return None
-
-    def header(self) -> list[str]:
-        if self._header is None:
-            with self.path.open(newline="") as file:
-                self._header = [name.strip() for name in next(csv.reader(file), [])]
-        return self._header
-
-    def _read(self, names: list[str], types: dict[str, pa.DataType], nulls: list[str]) -> pa.Table:
-        import pyarrow.csv as pcsv
-
-        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
-        convert = pcsv.ConvertOptions(
-            include_columns=names, column_types=types, null_values=nulls, strings_can_be_null=bool(nulls)
-        )
-        try:
-            return pcsv.read_csv(self.path, read_options=read, convert_options=convert)
-        except pa.ArrowInvalid as error:
-            if "conversion error" in str(error):
-                raise ConversionFailed(str(error)) from None
-            raise TableError(self._parse_error(str(error))) from None
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        types = {name: pa.string() if name in text else pa.float32() for name in names}
-        return self._read(names, types, NULL_SPELLINGS)
-
-    def read_text(self, names: list[str]) -> pa.Table:
-        return self._read(names, dict.fromkeys(names, pa.string()), [])
-
-    def count(self) -> None:
-        return None
-
-    def estimate(self) -> int:
-        """The rows the file holds, estimated from its first 64 KiB (a little more, to grow seldom)."""
-        with self.path.open("rb") as file:
-            head = file.read(1 << 16)
-        lines = max(1, head.count(b"\n"))
-        return int(self.path.stat().st_size / len(head) * lines * 1.05) + 16 if head else 16
-
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
-        import pyarrow.csv as pcsv
-
-        types = {name: pa.string() if name in text else pa.float32() for name in names}
-        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
-        convert = pcsv.ConvertOptions(
-            include_columns=names, column_types=types, null_values=NULL_SPELLINGS, strings_can_be_null=True
-        )
-        try:
-            with pcsv.open_csv(self.path, read_options=read, convert_options=convert) as reader:
-                for batch in reader:
-                    yield pa.Table.from_batches([batch])
-        except pa.ArrowInvalid as error:
-            if "conversion error" in str(error):
-                raise ConversionFailed(str(error)) from None
-            raise TableError(self._parse_error(str(error))) from None
-
-    def where(self, rows: np.ndarray) -> list[str]:
-        lines = self._lines()
-        return [f"line {lines[int(r)]}" for r in rows]
-
-    def _lines(self) -> list[int]:
-        """The file line of each data row (blank lines are skipped): counted only to name a bad cell."""
-        with self.path.open(newline="") as file:
-            reader = csv.reader(file)
-            next(reader, None)
-            return [reader.line_num for row in reader if row]
-
-    def _parse_error(self, message: str) -> str:
-        """pyarrow's parse error in today's words: the first row whose cells the header does not match."""
-        width = len(self.header())
-        with self.path.open(newline="") as file:
-            reader = csv.reader(file)
-            next(reader, None)
-            for row in reader:
-                if row and len(row) != width:
-                    return f"{self.name} line {reader.line_num} has {len(row)} cells; the header has {width}"
-        return f"{self.name} cannot be read as CSV: {' '.join(message.split())}"
-
-
-@dataclass
-class ArrowFile(Source):
-    """A Parquet file, a directory of Parquet shards, or a Feather (Arrow IPC) file."""
-
-    path: Path = field(default_factory=Path)
-    format: str = "parquet"
-
-    def _dataset(self):
-        import pyarrow.dataset as ds
-
-        try:
-            return ds.dataset(self.path, format=self.format)
-        except (pa.ArrowInvalid, OSError) as error:
-            raise TableError(f"{self.name} cannot be read as {self.format}: {' '.join(str(error).split())}") from None
-
-    def schema(self) -> pa.Schema:
-        return self._dataset().schema
-
-    def header(self) -> list[str]:
-        return list(self.schema().names)
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        return self._dataset().to_table(columns=names)
-
-    def count(self) -> int:
-        return self._dataset().count_rows()
-
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
-        dataset = self._dataset()
-        if self.format != "parquet":
-            for batch in dataset.to_batches(columns=names, batch_size=BATCH, batch_readahead=2):
-                yield pa.Table.from_batches([batch])
-            return
-        import pyarrow.parquet as pq
-
-        # File by file, page by page: the dataset scanner would read sixteen batches ahead, and
-        # pre-buffering whole row groups, which the table is copied out of anyway.
-        for fragment in dataset.get_fragments():
-            with pq.ParquetFile(fragment.path, pre_buffer=False) as file:
-                for batch in file.iter_batches(batch_size=BATCH, columns=names):
-                    yield pa.Table.from_batches([batch])
-
-
-@dataclass
-class NumpyFile(Source):
-    """A ``.npy`` file, memory-mapped: a structured array's fields are its columns; a plain 2-D array's
-    columns are named by their position, ``"0"``, ``"1"``, ..."""
-
-    path: Path = field(default_factory=Path)
-
-    def _array(self) -> np.ndarray:
-        try:
-            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as error:  # an object array would need pickle: code from the file
-            raise TableError(f"{self.name} cannot be read as .npy: {' '.join(str(error).split())}") from None
-        if array.dtype.names is None and array.ndim != 2:
-            raise TableError(
-                f"{self.name} holds an array of shape {array.shape}; a table is a 2-D array (rows, columns)"
-                " or a 1-D structured array with named fields"
-            )
-        return array
-
-    def schema(self) -> None:
-        return None
-
-    def header(self) -> list[str]:
-        array = self._array()
-        return list(array.dtype.names) if array.dtype.names else [str(i) for i in range(array.shape[1])]
-
-    def count(self) -> int:
-        return len(self._array())
-
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
-        array = self._array()
-        for start in range(0, len(array), BATCH):
-            part = array[start : start + BATCH]
-            if array.dtype.names:
-                yield pa.table({name: np.ascontiguousarray(part[name]) for name in names})
-            else:
-                yield pa.table({name: np.ascontiguousarray(part[:, int(name)]) for name in names})
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        array = self._array()
-        if array.dtype.names:
-            return pa.table({name: np.ascontiguousarray(array[name]) for name in names})
-        return pa.table({name: np.ascontiguousarray(array[:, int(name)]) for name in names})
-
-
-SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather",
-            ".ipc": "feather", ".npy": "npy"}  # fmt: skip
-
-
-def file_source(path: Path, key: str) -> Source:
-    """The source that reads ``path``, by its extension (a directory: Parquet shards)."""
-    name = str(path)
-    if path.is_dir():
-        return ArrowFile(name, path=path, format="parquet")
-    if not path.is_file():
-        raise TableError(f"{key}: no such file: {path}")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise TableError(
-            f"{key}: {path} is not a table this reads by its extension; use .csv, .parquet (or a directory of"
-            f" Parquet files), .feather/.arrow or .npy"
-        )
-    if kind == "csv":
-        return CSVFile(name, path=path)
-    if kind == "npy":
-        return NumpyFile(name, path=path)
-    return ArrowFile(name, path=path, format=kind)
-
-
-def memory_source(data: Any, name: str = "data") -> Source:
-    """A table handed over in memory: a pyarrow Table, a pandas or polars DataFrame, or a dict of
-    columns (lists, NumPy arrays, tensors)."""
-    if isinstance(data, pa.Table):
-        return Source(name, data)
-    if hasattr(data, "to_arrow") and not hasattr(data, "iloc"):  # polars
-        return Source(name, data.to_arrow())
-    if hasattr(data, "iloc"):  # pandas: its index is not a column
-        return Source(name, pa.Table.from_pandas(data, preserve_index=False))
-    if isinstance(data, Mapping):
-        columns = {}
-        for column, values in data.items():
-            if hasattr(values, "detach"):  # a tensor
-                values = values.detach().cpu().numpy()
-            values = np.asarray(values) if not isinstance(values, pa.Array | pa.ChunkedArray) else values
-            if isinstance(values, np.ndarray) and values.ndim != 1:
-                raise TableError(f"{name}: column {column!r} has shape {values.shape}; a column is 1-D")
-            columns[str(column)] = values
-        try:
-            return Source(name, pa.table(columns))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise TableError(f"{name}: the columns are not one table: {' '.join(str(error).split())}") from None
-    raise TableError(
-        f"{name}: a table is a pandas or polars DataFrame, a pyarrow Table, a dict of columns or (x, y)"
-        f" arrays; got a {type(data).__name__}"
-    )
 
 
 def read_header(source: Source, key: str) -> list[str]:
@@ -370,9 +96,6 @@ def read_columns(
         raise TableError(f"{key}: {source.name} has a header but no data rows")
     checked = {name: check_column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
     return _kept(source, key, checked, arrow.num_rows, missing)
-
-
-BATCH = 1 << 20  # rows read at a time into a table held in memory
 
 
 def _gathered(source: Source, key: str, wanted: list[str], categorical: frozenset[str], missing: Missing) -> Table:
