@@ -45,6 +45,7 @@ from gd_torch.rundir import (
     root_of,
 )
 from gd_torch.sizes import count, disagreement, first_batch, schema_of
+from gd_torch.splits import dataloader
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -308,6 +309,8 @@ class GradientDescentCLI(LightningCLI):
             where = self.config_key_of(type(data)) or "data"
             raise ConfigError(f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}") from None
         self.model.schema = schema_of(data)
+        if dataloader(data, "val") is None:
+            self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run
         try:
             check_model_fits_data(self.model.model, x.float(), y.float(), self.model.schema.feature_names)
         except ValueError as error:

@@ -122,7 +122,8 @@ class CSVFile(Source):
         import pyarrow.csv as pcsv
 
         types = {name: pa.string() if name in text else pa.float32() for name in names}
-        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
+        # Blocks of 4 MiB: the streaming reader holds a few blocks at once (16 MiB blocks: ~600 MiB held).
+        read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 22)
         convert = pcsv.ConvertOptions(
             include_columns=names, column_types=types, null_values=NULL_SPELLINGS, strings_can_be_null=True
         )

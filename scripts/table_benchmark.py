@@ -265,7 +265,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--stream-rows", type=int, default=60_000_000)
+    parser.add_argument("--stream-rows", type=int, default=100_000_000)
     parser.add_argument("--chunk-rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: checks that it runs")
