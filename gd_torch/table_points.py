@@ -109,26 +109,27 @@ class TablePoints(PointData):
             return
         read = {"missing": missing, "categorical": frozenset(self.categorical)}
         self.tables["path"] = read_columns(source, columns, key="path", **read)
+        for key, (_, held) in self._held_out_files(val_path, test_path).items():
+            self.tables[key] = read_columns(held, columns, key=key, **read)
+        self.schema = self._learn_schema()  # the columns the model takes, known before the points are made
+
+    def _held_out_files(self, val_path: str | None, test_path: str | None) -> dict[str, tuple[str, Source]]:
+        """``{"val_path": ("val", source), ...}`` for the splits given as files of their own."""
+        held = {}
         for split, split_path in (("val", val_path), ("test", test_path)):
             if split_path is None:
                 continue
             if getattr(self, f"{split}_fraction"):
                 raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
-            key = f"{split}_path"
-            self.tables[key] = read_columns(file_source(Path(split_path), key), columns, key=key, **read)
-        self.schema = self._learn_schema()  # the columns the model takes, known before the points are made
+            held[f"{split}_path"] = (split, file_source(Path(split_path), f"{split}_path"))
+        return held
 
     def _stream(self, source, val_path: str | None, test_path: str | None) -> None:
         """The table streamed: checked, its split, categories and statistics learned, each in a pass."""
         read = (self.x_columns, self.y_columns, self.categorical, self.missing, self.chunk_rows)
         main = self.streams["path"] = StreamedTable(source, "path", *read)
-        for split, split_path in (("val", val_path), ("test", test_path)):
-            if split_path is None:
-                continue
-            if getattr(self, f"{split}_fraction"):
-                raise ValueError(f"{split}_path and {split}_fraction both give a {split} split; set only one")
-            key = f"{split}_path"
-            self.streams[key] = StreamedTable(file_source(Path(split_path), key), key, *read, split_code=CODES[split])
+        for key, (split, held) in self._held_out_files(val_path, test_path).items():
+            self.streams[key] = StreamedTable(held, key, *read, split_code=CODES[split])
         main.set_split(self.split_codes(main.rows))
         categories, mean, std = main.learn(self.standardize)
         for column, values in categories.items():
