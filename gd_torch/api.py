@@ -56,7 +56,7 @@ def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
     if checkpoint == "last":
         return last
     # The monitoring ModelCheckpoint's state, as the final checkpoint recorded it.
-    states = torch.load(last, map_location="cpu", weights_only=False).get("callbacks", {})
+    states = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})  # runs no code from it
     best = {key: state["best_model_path"] for key, state in states.items() if state.get("best_model_path")}
     if len(best) != 1:
         found = "none" if not best else f"{len(best)}: {', '.join(best)}"

@@ -69,7 +69,8 @@ def train(cli: GradientDescentCLI) -> int:
     """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
     trainer = cli.trainer
     try:
-        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
+        # weights_only: Lightning reads the checkpoint again to resume; a file that carries code is refused.
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
     except signals.StoppedBeforeTraining as stop:
         if not decided(trainer):  # during the set-up: nothing trained, nothing to keep
             cli.take_back_run_directories()

@@ -3,6 +3,8 @@ run resumes from it: a file Lightning wrote, of this model (the same parameter n
 standardized or not alike) and of this optimizer. Said before anything is written, naming what does
 not fit."""
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -34,8 +36,18 @@ def check_checkpoint(
     and the optimizer of class path ``optimizer`` (None: SGD), its columns and categories as the data's
     ``schema`` has them. Returns the step it was saved at."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # junk, a truncated file, or one the installed versions cannot read
+        # weights_only: a checkpoint may come from anyone, and unpickling runs any code a file carries;
+        # a Lightning checkpoint of this project holds tensors and plain values only.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        carried = re.search(r"GLOBAL (\S+)", str(error))  # it carries something to call: refused, nothing run
+        if carried is None:  # junk, or a truncated file
+            raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {one_line(str(error))}") from None
+        raise ConfigError(
+            f"ckpt_path: {path} is refused: it carries code to run when it is read ({carried[1]}); a checkpoint is"
+            " read with torch.load(weights_only=True), tensors and plain values only, and nothing in it was run"
+        ) from None
+    except Exception as error:  # a file the installed versions cannot read
         reason = one_line(str(error)) or type(error).__name__
         raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {reason}") from None
     if not (isinstance(checkpoint, dict) and "state_dict" in checkpoint and "pytorch-lightning_version" in checkpoint):

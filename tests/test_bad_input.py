@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ARTICLE, REPO, assert_clean_error
+from conftest import ARTICLE, REPO, assert_clean_error, train_in_process
 
 
 def article_with(tmp_path: Path, change) -> Path:
@@ -122,6 +122,34 @@ def test_a_file_that_is_not_a_checkpoint(train, tmp_path):
     dictionary = tmp_path / "dict.ckpt"
     torch.save({"weights": torch.zeros(2)}, dictionary)
     assert_clean_error(train("--ckpt_path", str(dictionary)), "ckpt_path:", "not a Lightning checkpoint")
+
+
+class Carried:
+    """What a crafted checkpoint carries: unpickling it calls ``os.makedirs(path)``, any code could run."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return os.makedirs, (self.path,)
+
+
+def test_a_checkpoint_that_carries_code_is_refused_without_running_it(train, tmp_path):
+    made = tmp_path / "made_by_the_checkpoint"
+    crafted = tmp_path / "crafted.ckpt"
+    article = train_in_process(tmp_path / "elsewhere", "--trainer.max_steps=2")
+    checkpoint = torch.load(article.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["carried"] = Carried(made)  # a real checkpoint, and one thing more
+    torch.save(checkpoint, crafted)
+    line = assert_clean_error(train("--ckpt_path", str(crafted)), "ckpt_path:", str(crafted))
+    assert line == (
+        f"error: ckpt_path: {crafted} is refused: it carries code to run when it is read (os.makedirs); a"
+        " checkpoint is read with torch.load(weights_only=True), tensors and plain values only, and nothing in it"
+        " was run"
+    )
+    assert not made.exists()  # nothing it carried ran
 
 
 def test_a_checkpoint_of_another_model_or_optimizer(train, tmp_path):
