@@ -120,7 +120,7 @@ def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
         cli = build(["--config", str(path), *flags, *columns])
     memory = InMemoryLogger()  # every value the other loggers get, kept in this process
     cli.trainer.loggers = [*cli.trainer.loggers, memory]
-    code = train(cli)
+    code = train(cli, raise_invalid=True)
     summary = next((c.summary for c in cli.trainer.callbacks if isinstance(c, RunSummary)), None) or {}
     model = copy.deepcopy(cli.model.predictor()).cpu().eval() if summary.get("stop_reason") != "failed" else None
     return Run(code, run_directory(cli.trainer), summary, model, dict(memory.history))

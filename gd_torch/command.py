@@ -65,8 +65,10 @@ def build(argv: list[str] | None) -> GradientDescentCLI:
         return GradientDescentCLI(argv)
 
 
-def train(cli: GradientDescentCLI) -> int:
-    """Fit what ``build`` made and return the exit code; errors are reported on stderr."""
+def train(cli: GradientDescentCLI, raise_invalid: bool = False) -> int:
+    """Fit what ``build`` made and return the exit code; errors are reported on stderr. A setting found
+    invalid only as the run sets up (``curvature.enforce``) is exit code 2, or, with ``raise_invalid``
+    (``gd_torch.fit``), its :class:`ConfigError` raised, the run directory taken back either way."""
     trainer = cli.trainer
     try:
         # weights_only: Lightning reads the checkpoint again to resume; a file that carries code is refused.
@@ -79,6 +81,8 @@ def train(cli: GradientDescentCLI) -> int:
         # Otherwise it came once the run had been summed up: the outcome stands.
     except ConfigError as error:  # found invalid only as the run set up (curvature.enforce)
         cli.take_back_run_directories()
+        if raise_invalid:
+            raise
         if trainer.is_global_zero:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID

@@ -46,6 +46,17 @@ def test_invalid_input_raises_the_commands_error_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_setting_found_invalid_as_the_run_sets_up_raises_too(tmp_path):
+    with pytest.raises(gd_torch.ConfigError) as error:
+        gd_torch.fit(ARTICLE, "--curvature.enforce=true", "--model.learning_rate=0.3",
+                     f"--trainer.logger.init_args.save_dir={tmp_path}")  # fmt: skip
+    assert str(error.value) == (
+        "model.learning_rate: learning_rate 0.3 is 1.5x the stable bound 0.2 for SGD: expect divergence"
+        " (curvature.enforce is true)"
+    )
+    assert list((tmp_path / "article").iterdir()) == []  # the run directory taken back
+
+
 def test_a_diverging_run_is_returned_with_its_reason(tmp_path):
     run = gd_torch.fit(ARTICLE, "--model.learning_rate=0.3", f"--trainer.logger.init_args.save_dir={tmp_path}")
     assert run.exit_code == 1
