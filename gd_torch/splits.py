@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import lightning.pytorch as pl
 import torch
+from torch.utils.data import DataLoader
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 CHUNK = 1 << 20  # rows per chunk of a split held on the device
@@ -136,8 +137,21 @@ def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | Non
         print(f"note: the {split} split is left out: {split}_dataloader() raised {one_line(error)}", file=sys.stderr)
         return None
     if isinstance(loader, list | tuple):
-        return loader[0] if len(loader) == 1 else None
-    return loader
+        loader = loader[0] if len(loader) == 1 else None
+    return in_order(loader)
+
+
+def in_order(loader: Iterable | None) -> Iterable | None:
+    """A torch DataLoader as one over the same dataset in its order, with a generator of its own: a
+    measurement reads the same points every time and draws nothing from the run's random streams
+    (every DataLoader iterator draws a seed from torch's generator, and a RandomSampler another, which
+    would change the training that follows). A loader of batches a sampler makes is kept as it is."""
+    if not isinstance(loader, DataLoader) or loader.batch_size is None:
+        return loader
+    return DataLoader(
+        loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+        generator=torch.Generator(),
+    )  # fmt: skip
 
 
 def set_up_once(datamodule: pl.LightningDataModule, stage: str) -> None:

@@ -87,6 +87,15 @@ def test_an_own_datamodule_trains_from_fit_in_shuffled_minibatches(tmp_path):
         assert run.model(torch.zeros(1, 3)).item() == pytest.approx(run.summary["params"]["bias"], abs=1e-7)
 
 
+def test_measuring_a_shuffled_datamodule_draws_nothing_from_the_runs_random_streams(tmp_path):
+    """The check's first batch and the curvature read the DataModule's points in order, so the shuffled
+    training is the same with the curvature and without."""
+    settings = config(tmp_path, batch_size=32, shuffle=True)
+    runs = [gd_torch.fit(settings, "--trainer.max_steps=30", f"--curvature.enabled={on}") for on in ("true", "false")]
+    assert runs[0].summary.get("curvature") and not runs[1].summary.get("curvature")
+    assert runs[0].summary["params"] == runs[1].summary["params"]
+
+
 def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
     from gd_torch.command import build
 
