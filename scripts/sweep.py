@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from gd_torch.command import main
-from gd_torch.outcome import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
+from gd_torch.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 
 def sweep(config: Path, learning_rates: list[float], save_dir: str, name: str, extra: list[str]) -> int:
@@ -37,6 +37,7 @@ def sweep(config: Path, learning_rates: list[float], save_dir: str, name: str, e
             return code
     print(f"\nSweep of {len(learning_rates)} learning rates in {Path(save_dir) / name}:")
     print(f"  {'learning_rate':<14} {'stop_reason':<12} final_loss")
+    failed = False
     for learning_rate, code in outcomes:
         runs = (Path(save_dir) / name / f"lr_{learning_rate:g}").glob("version_*/summary.json")
         newest = max(runs, key=lambda path: path.stat().st_mtime, default=None)
@@ -44,8 +45,10 @@ def sweep(config: Path, learning_rates: list[float], save_dir: str, name: str, e
         final_loss = summary.get("final_loss")
         shown = "not finite" if final_loss is None else f"{final_loss:.6g}"
         print(f"  {learning_rate:<14g} {summary.get('stop_reason', f'exit {code}'):<12} {shown}")
+        # A diverged run exits 1 too, and is a result; a run that failed otherwise is not.
+        failed |= code == EXIT_FAILED and summary.get("stop_reason") != "diverged"
     print(f"view them together: tensorboard --logdir {Path(save_dir) / name}")
-    return EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
