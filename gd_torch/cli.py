@@ -166,9 +166,7 @@ class GradientDescentCLI(LightningCLI):
         try:
             schema = schema_of(data)
         except Exception as error:  # a DataModule of one's own: its own message, on one line
-            where = self.config_key_of(type(data)) or "data"
-            message = f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}"
-            self.link_error = self.link_error or ConfigError(message)
+            self.link_error = self.link_error or self.not_set_up(data, error)
             return given
         if schema is None:
             return given
@@ -306,8 +304,7 @@ class GradientDescentCLI(LightningCLI):
         try:
             x, y = first_batch(data)
         except Exception as error:  # the user's own code: its message, on one line
-            where = self.config_key_of(type(data)) or "data"
-            raise ConfigError(f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}") from None
+            raise self.not_set_up(data, error) from None
         self.model.schema = schema_of(data)
         if dataloader(data, "val") is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run
@@ -315,6 +312,11 @@ class GradientDescentCLI(LightningCLI):
             check_model_fits_data(self.model.model, x.float(), y.float(), self.model.schema.feature_names)
         except ValueError as error:
             raise ConfigError(f"model.model: {error}") from None
+
+    def not_set_up(self, data: pl.LightningDataModule, error: Exception) -> ConfigError:
+        """The error line for a DataModule of one's own that raised while it was set up or read."""
+        where = self.config_key_of(type(data)) or "data"
+        return ConfigError(f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}")
 
     def config_key_of(self, cls: type) -> str | None:
         """Where ``cls`` is configured: ``model``, ``data.init_args``, ``trainer.callbacks[1].init_args``."""

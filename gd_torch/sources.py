@@ -42,10 +42,6 @@ class Source:
         schema = self.schema()
         return [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
 
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        """The columns ``names``; those in ``text`` as text (a CSV file reads the others as float32)."""
-        return self.table.select(names)
-
     def read_text(self, names: list[str]) -> pa.Table | None:
         """The columns as the file has them in text, for naming bad cells; None where there is no text."""
         return None
@@ -58,8 +54,9 @@ class Source:
         return BATCH
 
     def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
-        """The columns ``names``, a batch of rows at a time (those in ``text`` as text)."""
-        table = self.read(names, text)
+        """The columns ``names``, a batch of rows at a time (those in ``text`` as text: a CSV file reads the
+        others as float32; a typed source has them as they are)."""
+        table = self.table.select(names)
         for start in range(0, table.num_rows, BATCH):
             yield table.slice(start, BATCH)
 
@@ -87,26 +84,15 @@ class CSVFile(Source):
                 self._header = [name.strip() for name in next(csv.reader(file), [])]
         return self._header
 
-    def _read(self, names: list[str], types: dict[str, pa.DataType], nulls: list[str]) -> pa.Table:
+    def read_text(self, names: list[str]) -> pa.Table:
         import pyarrow.csv as pcsv
 
         read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 24)
-        convert = pcsv.ConvertOptions(
-            include_columns=names, column_types=types, null_values=nulls, strings_can_be_null=bool(nulls)
-        )
+        text = pcsv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.string()))
         try:
-            return pcsv.read_csv(self.path, read_options=read, convert_options=convert)
+            return pcsv.read_csv(self.path, read_options=read, convert_options=text)
         except pa.ArrowInvalid as error:
-            if "conversion error" in str(error):
-                raise ConversionFailed(str(error)) from None
             raise TableError(self._parse_error(str(error))) from None
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        types = {name: pa.string() if name in text else pa.float32() for name in names}
-        return self._read(names, types, NULL_SPELLINGS)
-
-    def read_text(self, names: list[str]) -> pa.Table:
-        return self._read(names, dict.fromkeys(names, pa.string()), [])
 
     def count(self) -> None:
         return None
@@ -180,9 +166,6 @@ class ArrowFile(Source):
     def header(self) -> list[str]:
         return list(self.schema().names)
 
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        return self._dataset().to_table(columns=names)
-
     def count(self) -> int:
         return self._dataset().count_rows()
 
@@ -239,12 +222,6 @@ class NumpyFile(Source):
                 yield pa.table({name: np.ascontiguousarray(part[name]) for name in names})
             else:
                 yield pa.table({name: np.ascontiguousarray(part[:, int(name)]) for name in names})
-
-    def read(self, names: list[str], text: frozenset[str]) -> pa.Table:
-        array = self._array()
-        if array.dtype.names:
-            return pa.table({name: np.ascontiguousarray(array[name]) for name in names})
-        return pa.table({name: np.ascontiguousarray(array[:, int(name)]) for name in names})
 
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather",

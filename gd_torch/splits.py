@@ -56,8 +56,7 @@ class Resident(Split):
     def subset(self, max_points: int) -> Batch:
         if not max_points or len(self.y) <= max_points:
             return self.x, self.y
-        generator = torch.Generator(device="cpu").manual_seed(0)
-        chosen = torch.randperm(len(self.y), generator=generator)[:max_points].sort().values.to(self.y.device)
+        chosen = chosen_points(len(self.y), max_points).to(self.y.device)
         return self.x[chosen], self.y[chosen]
 
     def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -86,24 +85,37 @@ class Loaded(Split):
             yield batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
 
     def subset(self, max_points: int) -> Batch:
-        chosen = None
         if max_points and self.points is not None and self.points > max_points:
-            generator = torch.Generator(device="cpu").manual_seed(0)
-            chosen = torch.randperm(self.points, generator=generator)[:max_points].sort().values
+            return gathered(self.chunks(), chosen_points(self.points, max_points))
         xs, ys, seen = [], [], 0
-        for x, y in self.chunks():
-            if chosen is None:
-                xs.append(x)
-                ys.append(y)
-            else:  # the chosen rows that fall in this batch
-                at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
-                xs.append(x[at.to(x.device)])
-                ys.append(y[at.to(y.device)])
+        for x, y in self.chunks():  # all of them, or, with no length to choose from, the first max_points
+            xs.append(x)
+            ys.append(y)
             seen += len(y)
-            if chosen is None and max_points and seen >= max_points:
-                break  # no length to choose from: the first max_points
+            if max_points and seen >= max_points:
+                break
         x, y = torch.cat(xs), torch.cat(ys)
         return (x[:max_points], y[:max_points]) if max_points else (x, y)
+
+
+def chosen_points(total: int, max_points: int) -> torch.Tensor:
+    """``max_points`` of ``total`` positions, in order: a fixed random choice (seeded, from a generator of
+    its own, so the run's random streams are not drawn from)."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    return torch.randperm(total, generator=generator)[:max_points].sort().values
+
+
+def gathered(chunks: Iterable[Batch], chosen: torch.Tensor) -> Batch | None:
+    """The points at these positions (sorted) of a split read chunk by chunk, in one pass; None when
+    none of them is there."""
+    xs, ys, seen = [], [], 0
+    for x, y in chunks:
+        at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
+        if len(at):
+            xs.append(x[at.to(x.device)])
+            ys.append(y[at.to(y.device)])
+        seen += len(y)
+    return (torch.cat(xs), torch.cat(ys)) if xs else None
 
 
 def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | None = None) -> dict[str, Split]:

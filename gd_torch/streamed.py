@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from gd_torch.splits import Split
+from gd_torch.splits import Split, chosen_points, gathered
 from gd_torch.streams import StreamedTable
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -41,20 +41,12 @@ class Streamed(Split):
 
     def _gathered(self, chosen: torch.Tensor) -> Batch:
         """The split's points at these positions (sorted), gathered in one pass."""
-        xs, ys, seen = [], [], 0
-        for x, y in self.chunks():
-            at = chosen[(chosen >= seen) & (chosen < seen + len(y))] - seen
-            if len(at):
-                xs.append(x[at.to(x.device)])
-                ys.append(y[at.to(y.device)])
-            seen += len(y)
-        return (torch.cat(xs), torch.cat(ys)) if xs else self.empty()
+        return gathered(self.chunks(), chosen) or self.empty()
 
     def subset(self, max_points: int) -> Batch:
         total = self.points
         if max_points and total > max_points:
-            generator = torch.Generator(device="cpu").manual_seed(0)
-            return self._gathered(torch.randperm(total, generator=generator)[:max_points].sort().values)
+            return self._gathered(chosen_points(total, max_points))
         return self._gathered(torch.arange(total))
 
     def spread(self, max_points: int) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -4,25 +4,9 @@ failed otherwise (the sweep still goes on and sums up every rate)."""
 import importlib.util
 import sys
 
+from test_failures import FRAGILE  # a model that raises once b falls below 8
+
 from conftest import ARTICLE, REPO
-
-FRAGILE = '''
-import torch
-from torch import nn
-
-
-class Fragile(nn.Module):
-    """b moves down from 10; below 8 it raises, as a user's model might."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.b = nn.Parameter(torch.tensor(10.0))
-
-    def forward(self, x):
-        if self.b.item() < 8:
-            raise RuntimeError("b went below 8: the model cannot go on")
-        return x * 0 + self.b
-'''
 
 
 def sweep_module():
