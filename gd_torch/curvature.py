@@ -21,18 +21,24 @@ their first use in a process, more than a run of the article.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from gd_torch.models import as_targets, in_eval_mode
+from gd_torch.loss import squared_error
+from gd_torch.models import in_eval_mode
+
+if TYPE_CHECKING:
+    from gd_torch.step_curvature import StepScale
 
 DENSE_UP_TO = 64  # learnable values: up to this many, the exact Hessian
 CHUNK = 1 << 18  # points per pass (divided by the number of values for the dense Hessian)
 TOLERANCE = 1e-4  # relative, on the largest eigenvalue
 MAX_ITERATIONS = 100  # Lanczos steps, each one Hessian-vector product over all points
 FLOAT64_UP_TO = 1 << 20  # learnable values: above this many, Lanczos runs in the parameters' dtype
+SINGULAR = 64 * torch.finfo(torch.float64).eps  # an eigenvalue this small relative to the largest is zero
 
 
 @dataclass
@@ -55,21 +61,28 @@ class Spectrum:
         """lambda_max / lambda_min, for a quadratic loss; infinite when the Hessian is singular."""
         if not self.quadratic or self.min_eigenvalue is None:
             return None
-        return self.max_eigenvalue / self.min_eigenvalue if self.min_eigenvalue > 0 else math.inf
+        return math.inf if self.singular else self.max_eigenvalue / self.min_eigenvalue
+
+    @property
+    def singular(self) -> bool:
+        """The smallest eigenvalue is zero to float64 rounding (or below): the loss is flat along some
+        direction of the parameters."""
+        return self.min_eigenvalue is not None and self.min_eigenvalue <= SINGULAR * abs(self.max_eigenvalue)
 
 
 class LossOfParameters:
     """The loss as a function of the learnable parameters flattened into one vector, over the points a
-    chunk at a time: what the Hessian is taken of. Frozen parameters and buffers keep their values.
-    Everything floating point is in ``dtype`` (float64 unless the model is large: see ``_spectrum``)."""
+    chunk at a time: what the Hessian is taken of. It is the points' squared errors over ``divisor``
+    (gd_torch.step_curvature.StepScale says which divisor makes them the loss of one step). Frozen
+    parameters and buffers keep their values. Everything floating point is in ``dtype`` (float64 unless
+    the model is large: see ``_spectrum``)."""
 
     def __init__(
         self,
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        reduction: str,
-        total: int | None = None,
+        divisor: float,
         dtype: torch.dtype = torch.float64,
     ) -> None:
         named = dict(model.named_parameters())
@@ -84,9 +97,7 @@ class LossOfParameters:
         }
         self.start = torch.cat([named[name].detach().reshape(-1) for name in self.names]).to(device, dtype)
         self.model, self.x, self.y = model, x, y
-        # The mean is over every target value of every process: ``total`` of them when (x, y) is one
-        # shard (one per point, or one per point and target when there are several targets).
-        self.scale = (total if total is not None else y.numel()) if reduction == "mean" else 1
+        self.divisor = divisor
 
     @property
     def size(self) -> int:
@@ -99,7 +110,7 @@ class LossOfParameters:
             params[name] = flat[at : at + count].reshape(shape)
             at += count
         prediction = functional_call(self.model, {**self.fixed, **params}, (x.to(self.dtype),))
-        return (as_targets(prediction, y) - y.to(self.dtype)).square().sum() / self.scale
+        return squared_error(prediction, y.to(self.dtype)) / self.divisor
 
     def chunks(self, chunk: int):
         for i in range(0, len(self.y), chunk):
@@ -137,18 +148,19 @@ def spectrum(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    reduction: str,
+    divisor: float,
     start: torch.Tensor | None = None,
     check_quadratic: bool = True,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
-    shards: "Shards | None" = None,
+    summed: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Spectrum:
-    """The loss Hessian's eigenvalues at the model's current parameters over the points (x, y).
+    """The eigenvalues of the Hessian of the points' (x, y) squared errors over ``divisor`` (the loss of
+    one step: gd_torch.step_curvature), at the model's current parameters.
 
-    With ``shards``, (x, y) is this process's share of the points: every Hessian (or Hessian-vector
-    product) is summed over the processes, so each computes on its own points and all of them get
-    the same values.
+    With ``summed`` (``trainer.strategy.reduce(t, reduce_op="sum")``), (x, y) is this process's share of
+    the points: every Hessian (or Hessian-vector product) is summed over the processes, so each
+    computes on its own points and all of them get the same values.
 
     The model is taken in eval mode (no dropout drawn: the same value every time, and the run's random
     streams untouched; batch norm on its running statistics), as the loss the run reports. ``start``
@@ -156,17 +168,9 @@ def spectrum(
     a second, random point to see whether it is constant (a model linear in its parameters).
     """
     with in_eval_mode(model):
-        return _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations, shards)
-
-
-@dataclass
-class Shards:
-    """The points shared out over processes: how many target values they hold in all (``y.numel()``
-    of the whole split), and how to sum a tensor over the processes
-    (``trainer.strategy.reduce(t, reduce_op="sum")``)."""
-
-    total: int
-    sum: Callable[[torch.Tensor], torch.Tensor]
+        return _spectrum(
+            model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed or (lambda t: t)
+        )
 
 
 def learnable_values(model: nn.Module) -> int:
@@ -174,15 +178,13 @@ def learnable_values(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _spectrum(model, x, y, reduction, start, check_quadratic, tolerance, max_iterations, shards) -> Spectrum:
-    total = shards.total if shards is not None else None
-    summed = shards.sum if shards is not None else (lambda t: t)
+def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed) -> Spectrum:
     size = learnable_values(model)
     # float64 (a badly scaled table's smallest eigenvalue still means something), except for a large
     # model, whose top eigenvalue to 1e-4 needs no more than its own precision: half the memory and time.
     parameter_dtype = next((p.dtype for p in model.parameters() if p.requires_grad), torch.float64)
     dtype = torch.float64 if size <= FLOAT64_UP_TO else parameter_dtype
-    loss = LossOfParameters(model, x, y, reduction, total, dtype)
+    loss = LossOfParameters(model, x, y, divisor, dtype)
     if loss.size == 0:
         raise ValueError("the model has no learnable parameters")
     if loss.size > DENSE_UP_TO:
@@ -368,6 +370,13 @@ class Stability:
     optimizer: Optimizer
     learning_rate: float  # the one in use (chosen here with learning_rate: auto)
     auto: bool = False
+    scale: "StepScale | None" = None  # which loss it is of (the step's, measured on which points)
+
+    @property
+    def predicts_the_run(self) -> bool:
+        """Whether the Hessian is the whole loss every step differentiates (full batch, every point
+        measured), so the descent's path can be computed from it."""
+        return self.scale is None or self.scale.whole
 
     @property
     def stable_learning_rate(self) -> float | None:
@@ -381,6 +390,8 @@ class Stability:
             "stable_learning_rate": self.stable_learning_rate,
             "quadratic": self.spectrum.quadratic,
         }
+        if self.scale is not None:
+            record |= self.scale.record()
         if self.spectrum.quadratic:
             record["min_eigenvalue"] = self.spectrum.min_eigenvalue
             record["condition_number"] = self.spectrum.condition_number
@@ -389,7 +400,8 @@ class Stability:
     def line(self) -> str:
         """The console's line: ``Stable for learning_rate < X; using Y``, and what X comes from."""
         where = "" if self.spectrum.quadratic else ", near the initial parameters"
-        eigenvalue = f"largest Hessian eigenvalue {self.spectrum.max_eigenvalue:.6g}{where}"
+        of = self.scale.words() if self.scale is not None else ""
+        eigenvalue = f"largest Hessian eigenvalue {self.spectrum.max_eigenvalue:.6g}{where}{of}"
         using = f"using {self.learning_rate:.6g}"
         if self.auto:
             using, eigenvalue = f"{using}, half of it", f"learning_rate: auto; {eigenvalue}"
@@ -401,5 +413,12 @@ class Stability:
         kappa = self.spectrum.condition_number
         if kappa is not None and len(self.spectrum.hessian) > 1:
             low, high = self.spectrum.min_eigenvalue, self.spectrum.max_eigenvalue
-            line += f"\nCondition number {kappa:.3g} (Hessian eigenvalues from {low:.3g} to {high:.3g})"
+            if self.spectrum.singular:
+                line += (
+                    f"\nCondition number inf: the Hessian is singular (eigenvalues from {low:.3g}, zero to rounding,"
+                    f" to {high:.3g}): the loss is flat along some direction of the parameters (one-hot"
+                    " categories beside a bias, or a feature that repeats others), which descent leaves as it starts"
+                )
+            else:
+                line += f"\nCondition number {kappa:.3g} (Hessian eigenvalues from {low:.3g} to {high:.3g})"
         return line

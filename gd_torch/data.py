@@ -197,6 +197,14 @@ class PointData(pl.LightningDataModule):
         """Each split, for what is measured over all of its points (gd_torch.splits)."""
         return {name: Resident(*self.splits[name]) for name in SPLITS if name in self.splits}
 
+    def points_per_step(self, world: int) -> int:
+        """How many training points one optimizer step takes over ``world`` processes: all of them at full
+        batch, else ``batch_size`` on each process (the same rule as :meth:`train_dataloader`)."""
+        total = self.measured_splits(torch.device("cpu"))["train"].points
+        if self.batch_size is None or self.batch_size >= math.ceil(total / world):
+            return total
+        return min(total, self.batch_size * world)
+
     @property
     def points(self) -> Batch:
         """The training split (all points when nothing is held out)."""

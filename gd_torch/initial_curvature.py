@@ -14,11 +14,12 @@ from typing import Literal
 
 import lightning.pytorch as pl
 
-from gd_torch.curvature import DENSE_UP_TO, Shards, Stability, learnable_values, spectrum, stable_learning_rate
+from gd_torch.curvature import DENSE_UP_TO, Stability, learnable_values, stable_learning_rate
 from gd_torch.dashboard import Dashboard
 from gd_torch.errors import ConfigError
 from gd_torch.sharpness import Sharpness
 from gd_torch.splits import Resident, splits_of
+from gd_torch.step_curvature import points_per_step, step_spectrum
 
 # Learnable values x points x Lanczos steps computed without asking: about a second on two CPU cores
 # (docs/performance.md); a GPU does ~100 times as much in that time.
@@ -78,6 +79,7 @@ class Curvature(pl.Callback):
             return
         optimizer = pl_module.optimizer_settings()
         size = learnable_values(pl_module.model)
+        step = points_per_step(trainer.datamodule, split, trainer.world_size)
         # Lanczos takes a subset; the whole Hessian all the points it holds, a stream's its subset too.
         limit = self.max_points if size > DENSE_UP_TO or not isinstance(split, Resident) else 0
         points = split.points  # None: a DataModule's stream, of no known length
@@ -90,29 +92,28 @@ class Curvature(pl.Callback):
             if work > affordable:
                 say(trainer, skipped_line(size, used))
                 return
+        if pl_module.reduction == "sum" and step is None:  # no honest bound: say so, compute nothing
+            if auto:
+                raise ConfigError(
+                    "model.learning_rate: auto with reduction sum needs the points one step sums, and the"
+                    " train_dataloader gives no batch_size; use reduction: mean or give a number"
+                )
+            say(trainer, "Stability: no bound: one step's sum is over an unknown number of points (the"
+                " train_dataloader gives no batch_size); reduction: mean has one")  # fmt: skip
+            return
         if work > SHOWN_FROM:
             say(trainer, computing_line(size, used, points, self.max_iterations))
-        x, y = split.subset(limit)
-        shared = isinstance(split, Resident)  # every process holds the split: each takes its own shard
-        pl_module.stability = self.stability(trainer, pl_module, x, y, optimizer, auto, shared)
+        pl_module.stability = self.stability(trainer, pl_module, split, step, limit, optimizer, auto)
         line = above_the_bound(pl_module.stability)
         if line and self.enforce:
             raise ConfigError(f"model.learning_rate: {line} (curvature.enforce is true)")
 
-    def stability(self, trainer, pl_module, x, y, optimizer, auto: bool, shared: bool) -> Stability | None:
-        """The spectrum, and ``learning_rate: auto`` resolved. Under DDP, points every process holds
-        (``shared``) are shared out: each process computes over its own shard and the products are
-        summed over the processes (a DataModule's own subset is computed whole on each)."""
-        shards = None
-        if trainer.world_size > 1 and shared:
-            shards = Shards(y.numel(), lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
-            rank, world = trainer.global_rank, trainer.world_size
-            x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # as the training batches are
+    def stability(self, trainer, pl_module, split, step, limit, optimizer, auto: bool) -> Stability | None:
+        """The spectrum of one step's loss (gd_torch.step_curvature), and ``learning_rate: auto`` resolved."""
         try:
-            found = spectrum(
-                pl_module.model, x, y, pl_module.reduction,
-                tolerance=self.tolerance, max_iterations=self.max_iterations, shards=shards,
-            )  # fmt: skip
+            found, scale = step_spectrum(
+                trainer, pl_module, split, step, limit, tolerance=self.tolerance, max_iterations=self.max_iterations
+            )
         except Exception as error:  # a model autograd cannot differentiate twice: no report
             if auto:
                 raise ValueError(f"learning_rate: auto: the loss Hessian cannot be computed: {error}") from error
@@ -125,7 +126,7 @@ class Curvature(pl.Callback):
                     " at the initial parameters, so no learning rate is too large; give a number"
                 )
             pl_module.learning_rate = bound / 2
-        return Stability(found, optimizer, pl_module.learning_rate, auto=auto)
+        return Stability(found, optimizer, pl_module.learning_rate, auto=auto, scale=scale)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Just before step 0, after the line that gives the bound (RunSummary's, at the fit's start).

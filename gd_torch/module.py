@@ -5,7 +5,6 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torch.func import functional_call
@@ -13,12 +12,10 @@ from torch.func import functional_call
 from gd_torch.adapters.jsonargparse import optimizer_class_and_settings
 from gd_torch.adapters.lightning import is_attached
 from gd_torch.curvature import Optimizer, Stability
-from gd_torch.models import Predictor, as_targets, evaluating, predict
+from gd_torch.loss import REDUCTIONS, Reduction, batch_loss, divisor, squared_error
+from gd_torch.models import Predictor, evaluating, predict
 from gd_torch.schema import Schema
 from gd_torch.splits import Split
-
-Reduction = Literal["mean", "sum"]
-
 
 class GradientDescent(pl.LightningModule):
     """Gradient descent on the mean squared error of an injected model.
@@ -64,7 +61,7 @@ class GradientDescent(pl.LightningModule):
                 )
         elif isinstance(learning_rate, str) or not (math.isfinite(learning_rate) and learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0 or auto, got {learning_rate}")
-        if reduction not in ("mean", "sum"):
+        if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -86,8 +83,10 @@ class GradientDescent(pl.LightningModule):
         self._world_size = 1  # the number of DDP processes, known once the trainer sets up
         # torch.compile fuses the loss step (forward, loss and their backward) into fewer kernels
         # and less memory traffic; the first step pays for the compilation. It only shortens a step
-        # whose time is the device's, not the host's (docs/performance.md).
+        # whose time is the device's, not the host's (docs/performance.md). Compiling is lazy: only
+        # the one a run calls (one process's loss, or the squared errors several processes add) is.
         self._loss = torch.compile(self._eager_loss) if compile else self._eager_loss
+        self._squared_error = torch.compile(self._eager_squared_error) if compile else self._eager_squared_error
         # What the model's inputs and outputs are, learned from the data in setup (or from a checkpoint).
         self.schema: Schema | None = None
         self.register_buffer("x_mean", None)
@@ -132,8 +131,7 @@ class GradientDescent(pl.LightningModule):
     def loss_fn(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The same loss as a function of the parameters (by name; the others keep their values), for
         ``torch.func`` transforms: the landscape of the trajectory picture, evaluated on a whole grid."""
-        prediction = functional_call(self.model, params, (x,))
-        return F.mse_loss(as_targets(prediction, y), y, reduction=self.reduction)
+        return batch_loss(functional_call(self.model, params, (x,)), y, self.reduction)
 
     def split_loss(self, split: Split) -> float:
         """The loss over every point of a split of the data (a :class:`gd_torch.splits.Split`, chunk by
@@ -142,12 +140,15 @@ class GradientDescent(pl.LightningModule):
         total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         with evaluating(self.model):
             for x, y in split.chunks():
-                total += F.mse_loss(as_targets(self.model(x), y), y, reduction="sum").double()
+                total += squared_error(self.model(x), y).double()
                 count += y.numel()
-        return (total / (count if self.reduction == "mean" else 1)).item()
+        return (total / divisor(count, self.reduction)).item()
 
     def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(as_targets(self.model(x), y), y, reduction=self.reduction)
+        return batch_loss(self.model(x), y, self.reduction)
+
+    def _eager_squared_error(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return squared_error(self.model(x), y)
 
     def training_step(
         self, batch: "tuple[torch.Tensor, torch.Tensor] | Split", batch_idx: int
@@ -166,11 +167,11 @@ class GradientDescent(pl.LightningModule):
         # the averaging; for the mean the divisor is the global count of target values (points x
         # targets), not the local one.
         x, y = batch
-        squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum")
-        local = torch.stack([squared_error.detach(), torch.tensor(float(y.numel()), device=y.device)])
+        error = self._squared_error(x, y)
+        local = torch.stack([error.detach(), torch.tensor(float(y.numel()), device=y.device)])
         total_error, total_count = self.trainer.strategy.reduce(local, reduce_op="sum")
-        divisor = total_count if self.reduction == "mean" else 1.0
-        return {"loss": squared_error * self._world_size / divisor, "global_loss": total_error / divisor}
+        by = divisor(total_count, self.reduction)
+        return {"loss": error * self._world_size / by, "global_loss": total_error / by}
 
     def on_validation_epoch_start(self) -> None:
         self._validation = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, values
@@ -184,26 +185,26 @@ class GradientDescent(pl.LightningModule):
         gradient = [torch.zeros_like(p) for p in learnable]
         local = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, target values
         for x, y in batch.chunks():
-            squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum")
-            parts = torch.autograd.grad(squared_error, learnable, allow_unused=True)
+            error = self._squared_error(x, y)
+            parts = torch.autograd.grad(error, learnable, allow_unused=True)
             for total, part in zip(gradient, parts, strict=True):
                 if part is not None:
                     total += part
-            local += torch.stack([squared_error.detach().double(), torch.tensor(float(y.numel()), device=self.device)])
+            local += torch.stack([error.detach().double(), torch.tensor(float(y.numel()), device=self.device)])
         total_error, total_count = (
             self.trainer.strategy.reduce(local, reduce_op="sum") if self._world_size > 1 else local
         )
-        divisor = total_count if self.reduction == "mean" else 1.0
-        surrogate = sum((p * g).sum() for p, g in zip(learnable, gradient, strict=True)) * (self._world_size / divisor)
-        loss = (total_error / divisor).float()
+        by = divisor(total_count, self.reduction)
+        surrogate = sum((p * g).sum() for p, g in zip(learnable, gradient, strict=True)) * (self._world_size / by)
+        loss = (total_error / by).float()
         return {"loss": surrogate - surrogate.detach() + loss, "global_loss": loss}
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Sums the squared errors and the target values of each validation batch (one batch of a
         PointData's split, or a DataModule's many)."""
         x, y = batch
-        squared_error = F.mse_loss(as_targets(self.model(x), y), y, reduction="sum").double()
-        self._validation += torch.stack([squared_error, torch.tensor(float(y.numel()), device=self.device)])
+        error = squared_error(self.model(x), y).double()
+        self._validation += torch.stack([error, torch.tensor(float(y.numel()), device=self.device)])
 
     def on_validation_epoch_end(self) -> None:
         """``val/loss``: the training loss and reduction over the whole validation split, summed over the
@@ -213,10 +214,10 @@ class GradientDescent(pl.LightningModule):
         totals = self._validation
         if self._world_size > 1:
             totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        squared_error, count = totals
+        error, count = totals
         if count == 0:
             return
-        self.log("val/loss", (squared_error / (count if self.reduction == "mean" else 1)).float(), logger=False)
+        self.log("val/loss", (error / divisor(count, self.reduction)).float(), logger=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["feature_names"] = self.feature_names

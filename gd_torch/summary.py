@@ -101,7 +101,11 @@ class RunSummary(pl.Callback):
             summary["learning_rate"] = stability.learning_rate
             summary["curvature"] = {key: _json_number(value) for key, value in stability.record().items()}
             tolerance = _convergence_tolerance(trainer)
-            predicted = predicted_steps(stability.spectrum, stability.learning_rate, stability.optimizer, tolerance)
+            predicted = (
+                predicted_steps(stability.spectrum, stability.learning_rate, stability.optimizer, tolerance)
+                if stability.predicts_the_run
+                else None  # mini-batches, or a subset: the path is not the Hessian's
+            )
             if predicted is not None:
                 summary["curvature"]["predicted_steps"] = predicted[0]
                 summary["curvature"]["predicted_steps_exact"] = predicted[1]
@@ -184,9 +188,10 @@ def _prediction_lines(summary: dict[str, Any]) -> list[str]:
         return []
     steps = curvature["predicted_steps"]
     how = "from the loss Hessian" if curvature["predicted_steps_exact"] else "extrapolated from the slowest direction"
+    kappa = curvature["condition_number"]  # null in JSON: infinite, a singular Hessian
     return [
         f"  steps to the tolerance: {summary['steps']:,} taken, {steps:,} predicted ({how},"
-        f" condition number {curvature['condition_number']:.3g})"
+        f" condition number {'inf' if kappa is None else format(kappa, '.3g')})"
     ]
 
 

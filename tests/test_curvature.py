@@ -11,7 +11,7 @@ import torch
 from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from gd_torch.curvature import Optimizer, contraction, lanczos_top, spectrum, stable_learning_rate
+from gd_torch.curvature import LossOfParameters, Optimizer, contraction, lanczos_top, spectrum, stable_learning_rate
 from gd_torch.data import CSVPoints
 from gd_torch.models import MLP
 
@@ -146,10 +146,8 @@ def test_lanczos_finds_the_top_eigenvalue_of_a_network():
     model = MLP(1, [16, 16])  # 321 values (Lanczos above 64), against the dense Hessian
     x = torch.linspace(-3, 3, 200)
     y = torch.sin(x)
-    found = spectrum(model, x, y, "mean")
-    from gd_torch.curvature import LossOfParameters
-
-    loss = LossOfParameters(model, x, y, "mean")
+    found = spectrum(model, x, y, divisor=len(y))  # the mean
+    loss = LossOfParameters(model, x, y, divisor=len(y))
     dense, _ = loss.hessian_and_gradient(loss.start)
     assert found.max_eigenvalue == pytest.approx(torch.linalg.eigvalsh(dense)[-1].item(), rel=1e-4)
     assert found.quadratic is False
