@@ -416,8 +416,9 @@ class Stability:
             if self.spectrum.singular:
                 line += (
                     f"\nCondition number inf: the Hessian is singular (eigenvalues from {low:.3g}, zero to rounding,"
-                    f" to {high:.3g}): the loss is flat along some direction of the parameters (one-hot"
-                    " categories beside a bias, or a feature that repeats others), which descent leaves as it starts"
+                    f" to {high:.3g}): the loss is flat along some direction of the parameters (fewer distinct"
+                    " points than parameters, one-hot categories beside a bias, or a feature that repeats others),"
+                    " which descent leaves as it starts"
                 )
             else:
                 line += f"\nCondition number {kappa:.3g} (Hessian eigenvalues from {low:.3g} to {high:.3g})"

@@ -26,6 +26,7 @@ Every value goes to every logger (:mod:`gd_torch.fanout`); the layout, the histo
 tab are TensorBoard's alone.
 """
 
+import sys
 import time
 
 import lightning.pytorch as pl
@@ -36,7 +37,7 @@ from gd_torch.adapters.tensorboard import add_layout
 from gd_torch.data import PointData
 from gd_torch.fanout import log_rows, loggers_of
 from gd_torch.module import GradientDescent, step_loss
-from gd_torch.optimum import least_squares
+from gd_torch.optimum import NoOptimum, least_squares
 from gd_torch.outcome import Outcome, nothing_trained, outcome_of
 from gd_torch.sharpness import Sharpness
 from gd_torch.splits import splits_of
@@ -104,7 +105,11 @@ class Dashboard(pl.Callback):
         ]
         splits = splits_of(trainer.datamodule, pl_module.device)
         if isinstance(pl_module, GradientDescent) and "train" in splits:
-            self._optimum = least_squares(pl_module.model, splits["train"].chunks()) or {}
+            try:
+                self._optimum = least_squares(pl_module.model, splits["train"].chunks()) or {}
+            except NoOptimum as reason:  # trained all the same; nothing to draw the path towards
+                if trainer.is_global_zero:
+                    print(f"note: no optimum/* lines: {reason}", file=sys.stderr, flush=True)
         listed = any(isinstance(callback, Sharpness) for callback in trainer.callbacks)
         # A Sharpness in the trainer's callbacks measures it already: measuring twice would cost twice.
         self._measuring = None if listed else self._sharpness

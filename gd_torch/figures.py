@@ -24,7 +24,7 @@ from gd_torch.drawing import draw_fit, draw_losses, draw_trajectory
 from gd_torch.files import written_whole
 from gd_torch.models import evaluating
 from gd_torch.module import GradientDescent, step_loss
-from gd_torch.optimum import least_squares
+from gd_torch.optimum import NoOptimum, least_squares
 from gd_torch.outcome import outcome_of
 from gd_torch.rundir import run_directory
 from gd_torch.splits import Split, splits_of
@@ -103,7 +103,10 @@ class TrajectoryFigure(pl.Callback):
         if len(path) == 0:
             return
         names = [name for name, _ in self._params]
-        optimum = least_squares(pl_module.model, points.chunks()) if len(names) == 2 else None
+        try:
+            optimum = least_squares(pl_module.model, points.chunks()) if len(names) == 2 else None
+        except NoOptimum:  # said at the start (the Dashboard's note)
+            optimum = None
         figure = draw_trajectory(names, path, losses, self._landscape(pl_module, points, path), optimum)
         (line,) = [line for line in figure.axes[0].lines if line.get_gid() == "path"]  # as plotted
         metadata = {"gd_torch.path": json.dumps(line.get_xydata().tolist())}

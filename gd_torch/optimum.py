@@ -33,10 +33,26 @@ def least_squares(
     learn_slope, learn_intercept = model.slope.requires_grad, model.intercept.requires_grad
     slope, intercept = model.slope.item(), model.intercept.item()
     if learn_slope and learn_intercept:
-        determinant = sxx * n - sx * sx
+        determinant = sxx * n - sx * sx  # n^2 times the variance of x
+        # float32 x agree to ~1e-7 of their size: a spread below that is rounding, and the slope noise
+        if determinant <= NO_SPREAD * sxx * n:
+            where = "one point" if n == 1 else f"all {int(n):,} points at x = {sx / n:g}"
+            raise NoOptimum(
+                f"x has no spread ({where}): every line through the points' mean fits them as well, so slope and"
+                " intercept have no single optimum"
+            )
         return {"slope": (sxy * n - sx * sy) / determinant, "intercept": (sxx * sy - sx * sxy) / determinant}
     if learn_intercept:
         return {"intercept": (sy - slope * sx) / n}
     if learn_slope:
+        if sxx == 0:
+            raise NoOptimum("every x is 0: the slope does not change the loss, so it has no single optimum")
         return {"slope": (sxy - intercept * sx) / sxx}
     return None
+
+
+NO_SPREAD = 1e-12  # variance / mean square of x below which x has no spread (float32 x agree to ~1e-7)
+
+
+class NoOptimum(ValueError):
+    """The least-squares problem has no single solution (x without spread); the message says why."""

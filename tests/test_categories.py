@@ -41,6 +41,9 @@ def test_a_category_column_becomes_one_hot_features_and_the_fit_is_least_squares
     x, colour, y = coloured(path)
     run = train(*flags(path), "--model.learning_rate=auto", "--trainer.max_steps=4000", config=CSV)
     assert run.exit_code == 0, run.stderr
+    # The one-hot columns add up to the bias's: the Hessian is singular, and the console says why.
+    assert "Condition number inf: the Hessian is singular" in run.stdout and "one-hot categories" in run.stdout
+    assert run.summary["curvature"]["condition_number"] is None  # infinite: null in JSON
     model = load_run(run.run_dir)
     assert model.feature_names == ["x1", "color=blue", "color=green", "color=red"]
     one_hot = np.array([[c == name for name in ("blue", "green", "red")] for c in colour], dtype=float)
