@@ -2,12 +2,7 @@
 
 import sys
 
-from gd_torch import signals  # the standard library only: installed before seconds of imports
+from gd_torch.entry import main  # the standard library only: the signal handlers go in before torch loads
 
 if __name__ == "__main__":
-    signals.install()  # Ctrl-C or SIGTERM while torch and Lightning load: nothing started, nothing to keep
-    try:
-        from gd_torch.command import run
-    except signals.StoppedBeforeTraining as stop:
-        sys.exit(signals.say(stop))
-    sys.exit(run())
+    sys.exit(main())

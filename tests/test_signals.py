@@ -5,7 +5,9 @@ the real command in a session of its own, so signals reach it as a terminal's wo
 import json
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +20,10 @@ TAGS = ("train/loss", "params/intercept")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("long_article")]
 
 
-def start(*args: str, save_dir, python: tuple[str, ...] = ()) -> subprocess.Popen:
+def start(*args: str, save_dir) -> subprocess.Popen:
     argv = command("--config", str(ARTICLE), f"--trainer.max_steps={STEPS}", *args, save_dir=save_dir)
     return subprocess.Popen(
-        [argv[0], *python, *argv[1:]],
+        argv,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,10 +111,18 @@ BEFORE_TRAINING = pytest.mark.parametrize(
 
 
 @BEFORE_TRAINING
-def test_a_signal_while_the_command_loads(tmp_path, signum, exit_code, line):
+@pytest.mark.parametrize("entry", ["scripts/train.py", "gd-train"])
+def test_a_signal_while_the_command_loads(tmp_path, signum, exit_code, line, entry):
     """Python's -X importtime reports each import on stderr as it completes: the signal comes once
-    Lightning's own modules are being imported, the slow part of the start."""
-    process = start(save_dir=tmp_path, python=("-X", "importtime"))
+    Lightning's own modules are being imported, the slow part of the start. The installed ``gd-train``
+    (a script pip wrote beside this Python) installs its handlers as early as scripts/train.py."""
+    argv = command("--config", str(ARTICLE), save_dir=tmp_path)
+    if entry == "gd-train":
+        argv[1] = str(Path(sys.executable).parent / "gd-train")
+    process = subprocess.Popen(
+        [argv[0], "-X", "importtime", *argv[1:]], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
     for said in process.stderr:
         if "lightning.pytorch" in said:
             process.send_signal(signum)

@@ -1,0 +1,17 @@
+"""The command's entry point, for ``gd-train`` and ``scripts/train.py`` alike: the signal handlers go in
+first, while torch and Lightning load (seconds), then the command runs.
+
+This module imports the standard library and gd_torch.signals only: the installed ``gd-train`` imports
+it before anything heavy, as the script does.
+"""
+
+from gd_torch import signals
+
+
+def main() -> int:
+    signals.install()  # Ctrl-C or SIGTERM while torch and Lightning load: nothing started, nothing to keep
+    try:
+        from gd_torch.command import run
+    except signals.StoppedBeforeTraining as stop:
+        return signals.say(stop)
+    return run()
