@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from gd_torch import signals
+from gd_torch.adapters.lightning import LastCheckpoint
 from gd_torch.cli import GradientDescentCLI
 from gd_torch.errors import ConfigError
 from gd_torch.outcome import (
@@ -87,8 +88,11 @@ def train(cli: GradientDescentCLI, raise_invalid: bool = False) -> int:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
     except SystemExit:
-        # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup.
+        # Lightning turns a KeyboardInterrupt (a second Ctrl-C) into exit(1) after its cleanup; the
+        # checkpoint is the last whole one (each write is renamed into place once complete).
         if trainer.interrupted:
+            if trainer.is_global_zero:
+                say_how_to_resume(trainer, "interrupted")
             return EXIT_INTERRUPTED
         raise
     except Exception as error:
@@ -110,13 +114,19 @@ def say_how_it_ended(trainer: Trainer, outcome: Outcome) -> None:
     if outcome.reason == "diverged":
         print(f"error: {outcome.message}", file=sys.stderr)
     elif outcome.reason in ("interrupted", "terminated"):
-        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-        if last:
-            # <run directory>/checkpoints/last.ckpt (asking the trainer would be a broadcast, and the
-            # processes' group is closed by now)
-            config = Path(last).parent.parent / "config.yaml"
-            resume = f"python scripts/train.py --config {config} --ckpt_path {last}"
-            print(f"{outcome.reason.capitalize()}. Resume with: {resume}")
+        say_how_to_resume(trainer, outcome.reason)
+
+
+def say_how_to_resume(trainer: Trainer, reason: str) -> None:
+    """``Interrupted. Resume with: ...``, from the run's own last.ckpt (its LastCheckpoint, found by type:
+    a config's own ModelCheckpoint may come first in the callbacks), when one was written whole."""
+    saver = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    last = saver.last_model_path if saver is not None else ""
+    if last and Path(last).is_file():
+        # <run directory>/checkpoints/last.ckpt (asking the trainer would be a broadcast, and the
+        # processes' group is closed by now)
+        config = Path(last).parent.parent / "config.yaml"
+        print(f"{reason.capitalize()}. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
 
 
 def stop_other_processes(trainer: Trainer, signum: int) -> None:

@@ -195,10 +195,26 @@ def test_a_second_ctrl_c_during_the_graceful_end(tmp_path, delay):
             time.sleep(delay)
             process.send_signal(signal.SIGINT)
             break
-    _, err = process.communicate(timeout=60)
+    out, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "Traceback" not in err
     (run_dir,) = run_dirs(tmp_path)
     for checkpoint in (run_dir / "checkpoints").glob("*"):
         assert checkpoint.name == "last.ckpt"  # no partial file left behind
         assert torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] >= 1000
+        # However far the graceful end got, the way back is said (before, not after a second Ctrl-C).
+        assert out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config" \
+            f" {run_dir / 'config.yaml'} --ckpt_path {checkpoint}"
+
+
+def test_the_resume_line_comes_with_a_checkpoint_callback_of_the_configs_own(tmp_path):
+    """The README's recipe adds a ModelCheckpoint to trainer.callbacks, before the run's own last.ckpt
+    saver; Ctrl-C still says how to resume from last.ckpt (before, the first ModelCheckpoint was taken
+    for the run's, and no line came)."""
+    process = start("--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", save_dir=tmp_path)
+    out, err = signal_at_step(process, 200, signal.SIGINT)
+    assert process.returncode == 130, err
+    (run_dir,) = run_dirs(tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config" \
+        f" {run_dir / 'config.yaml'} --ckpt_path {last}"
