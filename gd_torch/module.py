@@ -17,6 +17,7 @@ from gd_torch.models import Predictor, evaluating, predict
 from gd_torch.schema import Schema
 from gd_torch.splits import Split
 
+
 class GradientDescent(pl.LightningModule):
     """Gradient descent on the mean squared error of an injected model.
 

@@ -3,8 +3,6 @@ computed."""
 
 import pytest
 
-from conftest import ARTICLE
-
 
 @pytest.mark.parametrize(
     "x, y, where", [([2.0], [5.0], "one point"), ([3.0, 3.0, 3.0], [1.0, 2.0, 4.0], "all 3 points at x = 3")]

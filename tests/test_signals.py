@@ -203,8 +203,10 @@ def test_a_second_ctrl_c_during_the_graceful_end(tmp_path, delay):
         assert checkpoint.name == "last.ckpt"  # no partial file left behind
         assert torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] >= 1000
         # However far the graceful end got, the way back is said (before, not after a second Ctrl-C).
-        assert out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config" \
+        assert (
+            out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config"
             f" {run_dir / 'config.yaml'} --ckpt_path {checkpoint}"
+        )
 
 
 def test_the_resume_line_comes_with_a_checkpoint_callback_of_the_configs_own(tmp_path):
@@ -216,5 +218,7 @@ def test_the_resume_line_comes_with_a_checkpoint_callback_of_the_configs_own(tmp
     assert process.returncode == 130, err
     (run_dir,) = run_dirs(tmp_path)
     last = run_dir / "checkpoints" / "last.ckpt"
-    assert out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config" \
+    assert (
+        out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config"
         f" {run_dir / 'config.yaml'} --ckpt_path {last}"
+    )

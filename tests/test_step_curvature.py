@@ -38,7 +38,8 @@ class Case:
     streamed: bool  # streamed: the Hessian on a seeded subset of MEASURED points; else on all of them
 
     def __str__(self) -> str:
-        return f"{self.model}-{self.reduction}-{'mini' if self.batch else 'full'}-{'subset' if self.streamed else 'all'}"
+        batch, points = "mini" if self.batch else "full", "subset" if self.streamed else "all"
+        return f"{self.model}-{self.reduction}-{batch}-{points}"
 
 
 CASES = [Case(*values) for values in itertools.product(MODELS, ("mean", "sum"), (None, BATCH), (False, True))]
@@ -46,8 +47,8 @@ CASES = [Case(*values) for values in itertools.product(MODELS, ("mean", "sum"), 
 QUICK = {"Line-sum-mini-all", "LinearRegression-sum-full-subset", "MLP-sum-mini-subset", "MLP-mean-full-all"}
 
 
-def as_param(case: Case):
-    return pytest.param(case, id=str(case), marks=() if str(case) in QUICK else pytest.mark.slow)
+def as_param(case: Case, quick: set[str] = QUICK):
+    return pytest.param(case, id=str(case), marks=() if str(case) in quick else pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,13 @@ def write_config(case: Case, path, save_dir, learning_rate: float = 1e-6, steps:
         "model": {"learning_rate": learning_rate, "reduction": case.reduction, "model": model},
         "data": {
             "class_path": "gd_torch.data.TablePoints",
-            "init_args": {"path": str(path), "x": x, "y": "y", "batch_size": case.batch,
-                          "chunk_rows": 500 if case.streamed else None},
+            "init_args": {
+                "path": str(path),
+                "x": x,
+                "y": "y",
+                "batch_size": case.batch,
+                "chunk_rows": 500 if case.streamed else None,
+            },
         },  # fmt: skip
         "curvature": {"enabled": True, "max_points": MEASURED if case.streamed else 0},
     }
@@ -175,9 +181,7 @@ def numpy_top(case: Case, frame: pd.DataFrame) -> float:
 LINEAR = [c for c in CASES if c.model != "MLP" and not c.streamed]
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, id=str(c), marks=() if str(c) == "Line-sum-mini-all" else pytest.mark.slow) for c in LINEAR]
-)
+@pytest.mark.parametrize("case", [as_param(c, quick={"Line-sum-mini-all"}) for c in LINEAR])
 def test_the_bound_predicts_convergence_and_divergence(train, table, tmp_path, case):
     """At 0.9x the bound, descent reaches the least-squares optimum (mini-batches: its neighbourhood); at
     1.1x it diverges (the error along the top eigenvector grows by |1 - lr lambda| > 1 each step). For

@@ -3,12 +3,13 @@ of the project's own and an atomic write), the progress bar's counter, the batch
 (for a resumable mini-batch loader) and whether a module is attached to a trainer.
 """
 
-import os
 from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
+
+from gd_torch.files import replace_durably
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -36,7 +37,7 @@ class LastCheckpoint(ModelCheckpoint):
         try:
             super()._save_checkpoint(trainer, str(partial))  # every process takes part; rank zero writes
             if trainer.is_global_zero:
-                os.replace(partial, filepath)
+                replace_durably(partial, Path(filepath))
         except BaseException:  # a second Ctrl-C mid-write: the previous whole checkpoint stays
             partial.unlink(missing_ok=True)
             raise
