@@ -112,15 +112,17 @@ def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
     from gd_torch.command import build, train  # Lightning: imported when a run is made
     from gd_torch.data import handing
     from gd_torch.history import InMemoryLogger
+    from gd_torch.quiet import filters_as_found
     from gd_torch.rundir import run_directory
     from gd_torch.summary import RunSummary
 
     handed, columns = _table_of(data)
-    with _config_file(config) as path, _without_command_line_arguments(), handing(handed):
-        cli = build(["--config", str(path), *flags, *columns])
-    memory = InMemoryLogger()  # every value the other loggers get, kept in this process
-    cli.trainer.loggers = [*cli.trainer.loggers, memory]
-    code = train(cli, raise_invalid=True)
+    with filters_as_found():
+        with _config_file(config) as path, _without_command_line_arguments(), handing(handed):
+            cli = build(["--config", str(path), *flags, *columns])
+        memory = InMemoryLogger()  # every value the other loggers get, kept in this process
+        cli.trainer.loggers = [*cli.trainer.loggers, memory]
+        code = train(cli, raise_invalid=True)
     summary = next((c.summary for c in cli.trainer.callbacks if isinstance(c, RunSummary)), None) or {}
     model = copy.deepcopy(cli.model.predictor()).cpu().eval() if summary.get("stop_reason") != "failed" else None
     return Run(code, run_directory(cli.trainer), summary, model, dict(memory.history))

@@ -74,3 +74,17 @@ def held_back_until_valid() -> Iterator[None]:
             logger.removeFilter(hold)
     for record in held:
         logging.getLogger(record.name).handle(record)
+
+
+@contextmanager
+def filters_as_found() -> Iterator[None]:
+    """The process's warning filters and the filters of the loggers above as they were, once the block
+    ends: ``gd_torch.fit`` silences what does not apply to its run, not a notebook's later work."""
+    loggers = [logging.getLogger(name) for name in (*_RANK_ZERO_LOGGERS, _SEED_LOGGER)]
+    saved = [list(logger.filters) for logger in loggers]
+    try:
+        with warnings.catch_warnings():  # restores warnings.filters on the way out
+            yield
+    finally:
+        for logger, filters in zip(loggers, saved, strict=True):
+            logger.filters[:] = filters

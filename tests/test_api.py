@@ -2,6 +2,9 @@
 config file or a dict, again and again in one process, and raises ConfigError with the command's
 error line for invalid input."""
 
+import logging
+import warnings
+
 import pytest
 import torch
 
@@ -62,3 +65,20 @@ def test_a_diverging_run_is_returned_with_its_reason(tmp_path):
     assert run.exit_code == 1
     assert run.summary["stop_reason"] == "diverged"
     assert [step for step, _ in run.history["train/loss"]] == list(range(8))
+
+
+def test_fit_leaves_the_processs_warning_and_logging_filters_as_it_found_them(tmp_path):
+    """A notebook's later work still sees the warnings fit silenced for its run (before, they stayed
+    silenced for good, and Lightning's info loggers kept fit's filters)."""
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+             "lightning.fabric.utilities.seed")  # fmt: skip
+    warning_filters = list(warnings.filters)
+    logger_filters = {name: list(logging.getLogger(name).filters) for name in names}
+    run = gd_torch.fit(ARTICLE, f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.max_steps=2")
+    assert run.exit_code == 0
+    assert warnings.filters == warning_filters
+    assert {name: logging.getLogger(name).filters for name in names} == logger_filters
+    with pytest.raises(gd_torch.ConfigError):  # and when it raises
+        gd_torch.fit(ARTICLE, f"--trainer.logger.init_args.save_dir={tmp_path}", "--model.learning_rate=-1")
+    assert warnings.filters == warning_filters
+    assert {name: logging.getLogger(name).filters for name in names} == logger_filters
