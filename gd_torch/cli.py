@@ -19,6 +19,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
@@ -211,9 +212,10 @@ class GradientDescentCLI(LightningCLI):
             optimizer = (section.get("optimizer") or {}).get("class_path")
             features = getattr(self.datamodule, "features", None)
             schema = getattr(self.datamodule, "schema", None)
-            step = check_checkpoint(Path(self.ckpt_path), self.model.model, features, optimizer, schema)
-        if self.resumed_in is not None:
-            self.say(f"Resuming {self.resumed_in} from its last checkpoint (step {step})")
+            step, rate = check_checkpoint(Path(self.ckpt_path), self.model.model, features, optimizer, schema)
+            wanted = self.model.learning_rate
+            if rate is not None and wanted != "auto" and wanted != rate:  # applied by the module's on_load_checkpoint
+                self.say(f"Resuming at learning_rate {wanted:g} from step {step} (the checkpoint trained at {rate:g})")
         # load_from_checkpoint rebuilds the injected model and optimizer from their config, kept with
         # the module's hyperparameters (its own arguments leave them out: in Python they are objects).
         model = copy.deepcopy(section["model"])
@@ -232,20 +234,19 @@ class GradientDescentCLI(LightningCLI):
                 arguments[key] = self.linked[key]
 
     def latest_checkpoint(self) -> str | None:
-        """``--ckpt_path last``: the checkpoint of the latest run of this config, to go on with in its
-        own directory (a job restarted by torchrun or requeued by SLURM finds its run again); None
-        when there is none yet."""
+        """``--ckpt_path last``: the checkpoint of the latest run of this config (the same model and data)
+        that has steps left, to go on with in its own directory (a job restarted by torchrun or requeued
+        by SLURM finds its run again); None when there is none, said in one line."""
         root = root_of(self.trainer.loggers)
         if root is None:
             raise ConfigError(
                 "ckpt_path: last resumes the latest run in the directory of a TensorBoardLogger or CSVLogger,"
                 " and this run has neither; give the checkpoint's path instead"
             )
-        self.resumed_in = latest_run(root)
-        if self.resumed_in is None:
-            self.say(f"No run in {root} to resume: starting a new one")
-            return None
-        return str(self.resumed_in / "checkpoints" / "last.ckpt")
+        saved_as = yaml.safe_load(self.parser.dump(self.config, skip_none=False))  # as config.yaml has it
+        self.resumed_in, line = latest_run(root, saved_as, self.trainer.max_steps)
+        self.say(line)
+        return str(self.resumed_in / "checkpoints" / "last.ckpt") if self.resumed_in is not None else None
 
     def say(self, line: str) -> None:
         if self.trainer.is_global_zero:

@@ -225,6 +225,7 @@ class GradientDescent(pl.LightningModule):
         checkpoint["schema"] = self.schema.as_dict() if self.schema else None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._apply_learning_rate(checkpoint)
         state = checkpoint["state_dict"]
         in_checkpoint, here = "x_mean" in state, self.x_mean is not None
         if in_checkpoint != here and is_attached(self):
@@ -238,6 +239,24 @@ class GradientDescent(pl.LightningModule):
             self.schema = Schema.from_dict(checkpoint["schema"])
         elif self.schema is None and checkpoint.get("feature_names"):  # a checkpoint from before schemas
             self.schema = Schema(list(checkpoint["feature_names"]), ["y"])
+
+    def _apply_learning_rate(self, checkpoint: dict) -> None:
+        """A run resumed with another learning rate trains at it: the optimizer's state saved in the
+        checkpoint (which Lightning loads after this hook, over the rate the optimizer was made with)
+        gets the new rate, and so does a scheduler's base. The command says so as it resumes."""
+        saved = checkpoint.get("hyper_parameters", {}).get("learning_rate")
+        rate = self.learning_rate
+        if not is_attached(self) or rate == "auto" or not isinstance(saved, int | float) or saved == rate:
+            return
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                group["lr"] = rate
+                if "initial_lr" in group:
+                    group["initial_lr"] = rate
+        for state in checkpoint.get("lr_schedulers", []):
+            if "base_lrs" in state:
+                state["base_lrs"] = [rate] * len(state["base_lrs"])
+        checkpoint["hyper_parameters"]["learning_rate"] = rate
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.learning_rate == "auto":

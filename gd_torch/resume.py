@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from gd_torch.data import Features
@@ -20,13 +21,60 @@ SGD = "torch.optim.SGD"
 LAST = "last"  # --ckpt_path last: Lightning's own spelling for "the latest checkpoint"
 
 
-def latest_run(root: Path) -> Path | None:
-    """The run directory under ``root`` (``<save_dir>/<name>``) whose ``checkpoints/last.ckpt`` was
-    written last, or None when no run there has one."""
-    checkpoints = [path for path in root.glob("*/checkpoints/last.ckpt") if path.is_file()]
-    if not checkpoints:
-        return None
-    return max(checkpoints, key=lambda path: path.stat().st_mtime_ns).parent.parent
+# What makes a run "of this config" for --ckpt_path last: the same model and data. The learning rate,
+# the trainer's settings (max_steps above all) and the callbacks may change on a resume.
+SAME_CONFIG = ("model", "data")
+
+
+def latest_run(root: Path, config: dict, max_steps: int) -> tuple[Path | None, str]:
+    """``--ckpt_path last``: the run directory under ``root`` (``<save_dir>/<name>``) to go on with, and
+    the line to say. It is the run of this ``config`` (the same model and data sections) whose
+    ``checkpoints/last.ckpt`` was written last, provided it has steps left before ``max_steps``; else
+    None, and the line says why a new run starts."""
+    checkpoints = sorted(
+        (path for path in root.glob("*/checkpoints/last.ckpt") if path.is_file()),
+        key=lambda path: path.stat().st_mtime_ns,
+        reverse=True,
+    )
+    for checkpoint in checkpoints:
+        run_dir = checkpoint.parent.parent
+        if not same_config(run_dir / "config.yaml", config):
+            continue
+        step = saved_step(checkpoint)
+        if 0 <= max_steps <= step:
+            return None, (
+                f"Nothing to resume: the latest run of this config, {run_dir}, reached step {step} and"
+                f" trainer.max_steps is {max_steps}; starting a new run (a larger max_steps goes on with it)"
+            )
+        return run_dir, f"Resuming {run_dir} from its last checkpoint (step {step})"
+    others = f" ({len(checkpoints)} of other configs)" if checkpoints else ""
+    return None, f"No run of this config in {root} to resume{others}: starting a new one"
+
+
+def same_config(path: Path, config: dict) -> bool:
+    """Whether the run's saved config has this config's model and data sections."""
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(saved, dict):
+        return False
+    return all(comparable(saved.get(key), key) == comparable(config.get(key), key) for key in SAME_CONFIG)
+
+
+def comparable(section, key: str):
+    """A section as compared: the model's learning rate left out (a resume may change it: it is applied)."""
+    if key == "model" and isinstance(section, dict):
+        return {name: value for name, value in section.items() if name != "learning_rate"}
+    return section
+
+
+def saved_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at (read without running anything from it), -1 if unreadable."""
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+    except Exception:  # checked, and refused with its reason, when the run resumes from it
+        return -1
 
 
 def check_checkpoint(
@@ -34,7 +82,8 @@ def check_checkpoint(
 ) -> int:
     """Raise :class:`ConfigError` unless ``path`` can resume a run of ``model`` on data with ``features``
     and the optimizer of class path ``optimizer`` (None: SGD), its columns and categories as the data's
-    ``schema`` has them. Returns the step it was saved at."""
+    ``schema`` has them. Returns the step it was saved at and the learning rate it trained at (None
+    when not a number: ``auto`` resolved at its start, or a checkpoint without it)."""
     try:
         # weights_only: a checkpoint may come from anyone, and unpickling runs any code a file carries;
         # a Lightning checkpoint of this project holds tensors and plain values only.
@@ -96,7 +145,8 @@ def check_checkpoint(
     ours = optimizer or SGD
     if theirs != ours:
         raise ConfigError(f"ckpt_path: {path} was trained with {theirs}; this run's optimizer is {ours}")
-    return checkpoint.get("global_step", 0)
+    rate = checkpoint.get("hyper_parameters", {}).get("learning_rate")
+    return checkpoint.get("global_step", 0), rate if isinstance(rate, int | float) else None
 
 
 def listed(names: list[str], shown: int = 4) -> str:

@@ -1,7 +1,11 @@
 """Off the main road, every failure one clean path: degenerate data trains and says what cannot be
-computed."""
+computed; --ckpt_path last resumes only what it should; a resume trains at the rate asked for."""
+
+import json
 
 import pytest
+
+from conftest import ARTICLE_ROWS
 
 
 @pytest.mark.parametrize(
@@ -20,3 +24,40 @@ def test_points_without_spread_train_and_say_there_is_no_optimum(train, x, y, wh
     assert "Condition number inf: the Hessian is singular" in run.stdout
     # Descent still fits what the points pin down: the prediction at their x moves to the mean of y.
     assert run.summary["final_loss"] < run.scalars("train/loss")[0][1]
+
+
+def test_ckpt_path_last_resumes_the_latest_run_of_this_config_with_steps_left(train, tmp_path):
+    """A newer run of another config under the same name is passed over (before, it was taken, and the
+    article's resume refused as "another model"); a run that already reached max_steps is not resumed
+    into a run that trains nothing (before: "Resuming ... (step 30)", exit 0, no summary)."""
+    first = train("--trainer.max_steps=20")
+    other = train("--trainer.max_steps=20", "--model.model.init_args.learn_slope=true")  # newer, another model
+    resumed = train("--ckpt_path=last", "--trainer.max_steps=30")
+    assert first.exit_code == other.exit_code == resumed.exit_code == 0, resumed.stderr
+    assert resumed.stdout.startswith(f"Resuming {first.run_dir} from its last checkpoint (step 20)\n")
+    assert resumed.made == []  # it went on in the first run's own directory
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["params"]["intercept"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)
+    again = train("--ckpt_path=last", "--trainer.max_steps=30")
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.startswith(
+        f"Nothing to resume: the latest run of this config, {first.run_dir}, reached step 30 and trainer.max_steps"
+        " is 30; starting a new run"
+    )
+    assert again.summary["steps"] == 30 and again.run_dir not in (first.run_dir, other.run_dir)
+    assert [" ".join(row.split()) for row in again.table] == ARTICLE_ROWS  # a whole new run: the article
+
+
+def test_a_new_learning_rate_on_resume_is_the_one_trained_at(train, tmp_path):
+    """20 article steps at 0.01, then resumed to 40 at 0.02: b_40 - 1 = (b_20 - 1)(1 - 0.02 * 10)^20, the
+    rate the summary reports (before, the optimizer's saved state kept 0.01: b = 1.13303)."""
+    first = train("--trainer.max_steps=20")
+    checkpoint = first.run_dir / "checkpoints" / "last.ckpt"
+    resumed = train(f"--ckpt_path={checkpoint}", "--model.learning_rate=0.02", "--trainer.max_steps=40")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "Resuming at learning_rate 0.02 from step 20 (the checkpoint trained at 0.01)" in resumed.stdout
+    b_20 = first.summary["params"]["intercept"]
+    assert resumed.summary["params"]["intercept"] == pytest.approx(1 + (b_20 - 1) * 0.8**20, rel=1e-6)
+    assert resumed.summary["params"]["intercept"] == pytest.approx(1.01262, abs=1e-5)
+    assert resumed.summary["learning_rate"] == 0.02
+    assert [v for _, v in resumed.scalars("train/learning_rate")] == pytest.approx([0.02] * 20)  # float32 events

@@ -86,7 +86,7 @@ def test_ckpt_path_last_goes_on_in_the_killed_runs_own_directory(tmp_path, long_
     first_line = process.stdout.readline()
     signal_at_step(process, 900, signal.SIGKILL)
     (run_dir,) = run_dirs(tmp_path)
-    assert first_line == f"No run in {run_dir.parent} to resume: starting a new one\n"
+    assert first_line == f"No run of this config in {run_dir.parent} to resume: starting a new one\n"
     cut = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert cut == 500
     assert max(step for step, _ in scalars(run_dir, "train/loss")) >= cut  # steps that will come again
