@@ -1,15 +1,16 @@
 """The command's entry point, for ``gd-train`` and ``scripts/train.py`` alike: the signal handlers go in
 first, while torch and Lightning load (seconds), then the command runs.
 
-This module imports the standard library and gd_torch.signals only: the installed ``gd-train`` imports
+This module imports the standard library and gd_torch's stdlib-only modules: the installed ``gd-train`` imports
 it before anything heavy, as the script does.
 """
 
-from gd_torch import signals
+from gd_torch import pipes, signals
 
 
 def main() -> int:
     signals.install()  # Ctrl-C or SIGTERM while torch and Lightning load: nothing started, nothing to keep
+    pipes.keep_going_when_closed()  # `... | head`: the printing stops, the run goes on
     try:
         from gd_torch.command import run
     except signals.StoppedBeforeTraining as stop:

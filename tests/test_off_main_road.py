@@ -1,11 +1,13 @@
 """Off the main road, every failure one clean path: degenerate data trains and says what cannot be
-computed; --ckpt_path last resumes only what it should; a resume trains at the rate asked for."""
+computed; --ckpt_path last resumes only what it should; a resume trains at the rate asked for; a closed
+pipe does not end the run."""
 
 import json
+import subprocess
 
 import pytest
 
-from conftest import ARTICLE_ROWS
+from conftest import ARTICLE, ARTICLE_ROWS, REPO, command, run_dirs
 
 
 @pytest.mark.parametrize(
@@ -61,3 +63,21 @@ def test_a_new_learning_rate_on_resume_is_the_one_trained_at(train, tmp_path):
     assert resumed.summary["params"]["intercept"] == pytest.approx(1.01262, abs=1e-5)
     assert resumed.summary["learning_rate"] == 0.02
     assert [v for _, v in resumed.scalars("train/learning_rate")] == pytest.approx([0.02] * 20)  # float32 events
+
+
+@pytest.mark.slow  # a real process
+def test_a_closed_pipe_stops_the_printing_not_the_training(tmp_path):
+    """``train.py ... | head -3``: the reader goes after three lines, and the run still ends as it would
+    have, max_steps, exit 0, its summary written (before: failed after 2 steps, two BrokenPipeError
+    tracebacks)."""
+    argv = command("--config", str(ARTICLE), "--trainer.max_steps=3000", save_dir=tmp_path)
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    head = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()  # as head does: the rest of the table and the summary meet a closed pipe
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0, err
+    assert head[2].startswith("Step  0 |") and "Traceback" not in err and "Error" not in err
+    (run_dir,) = run_dirs(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3000 and summary["stop_reason"] == "max_steps"
