@@ -40,6 +40,7 @@ from gd_torch.resume import LAST, check_checkpoint, latest_run
 from gd_torch.rundir import (
     claim_mlflow_run_directory,
     claim_run_directories,
+    claim_unlogged_run_directory,
     file_loggers_first,
     mlflow_alone,
     reuse_run_directory,
@@ -262,6 +263,8 @@ class GradientDescentCLI(LightningCLI):
             return  # the other processes of a DDP run write nothing
         if self.resumed_in is not None:
             reuse_run_directory(self.trainer.loggers, self.resumed_in, step)
+        elif not self.trainer.loggers:
+            claim_unlogged_run_directory(self.trainer, self.claimed)
         elif mlflow_alone(self.trainer.loggers):
             claim_mlflow_run_directory(self.trainer, self.claimed)
         else:

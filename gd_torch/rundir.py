@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from gd_torch.adapters.lightning import set_default_root_dir
 from gd_torch.adapters.loggers import FileLogger, experiment_name, is_mlflow, next_version, pin_version, version_of
 from gd_torch.adapters.tensorboard import purge_from
 from gd_torch.errors import ConfigError
@@ -39,13 +40,45 @@ def mlflow_alone(loggers: list[Logger]) -> bool:
 
 
 def run_directory(trainer: pl.Trainer) -> Path:
-    """The run's own directory: the first logger's version directory, or with MLflow alone, the one
-    named after its run. A broadcast under DDP: every process must ask."""
+    """The run's own directory: the first logger's version directory; with MLflow alone, the one named
+    after its run; with no logger, the one claimed for it (:func:`claim_unlogged_run_directory`). A
+    broadcast under DDP: every process must ask."""
     loggers = trainer.loggers
-    if not mlflow_alone(loggers):
+    if any(isinstance(logger, FileLogger) for logger in loggers):  # they come first: see file_loggers_first
         return Path(trainer.log_dir)
-    path = str(mlflow_run_directory(loggers[0], trainer.default_root_dir)) if trainer.is_global_zero else None
+    if not trainer.is_global_zero:
+        path = None
+    elif mlflow_alone(loggers):
+        path = str(mlflow_run_directory(loggers[0], trainer.default_root_dir))
+    else:  # no logger names one (gd_torch.fit keeps the values in memory): made the trainer's root when claimed
+        path = trainer.default_root_dir
     return Path(trainer.strategy.broadcast(path))
+
+
+UNLOGGED = Path("runs") / "unlogged"  # under trainer.default_root_dir: the runs of trainer.logger: false
+
+
+def claim_unlogged_run_directory(trainer: pl.Trainer, made: list[Path]) -> None:
+    """No logger (``trainer.logger: false``): nothing logs the steps, but the run's files (config.yaml,
+    summary.json, checkpoints, pictures) still get a directory of their own,
+    ``<default_root_dir>/runs/unlogged/version_<n>``, made the trainer's root so that Lightning's
+    checkpoints go there too (without it they land in the working directory, over the last run's)."""
+    root = Path(trainer.default_root_dir) / UNLOGGED
+    problem = why_not_writable(root)
+    if problem:
+        raise ConfigError(f"trainer.default_root_dir: cannot write runs to {root}: {problem}")
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.removeprefix("version_")) for p in root.glob("version_*") if p.name[8:].isdigit()]
+    version = max(numbers, default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()  # atomic: one run gets each version
+            break
+        except FileExistsError:
+            version += 1
+    run_dir = root / f"version_{version}"
+    made.append(run_dir)
+    set_default_root_dir(trainer, run_dir)
 
 
 def mlflow_run_directory(logger: Logger, root: str | Path) -> Path:

@@ -1,11 +1,14 @@
 """Off the main road, every failure one clean path: degenerate data trains and says what cannot be
 computed; --ckpt_path last resumes only what it should; a resume trains at the rate asked for; a closed
-pipe does not end the run."""
+pipe does not end the run; no logger still gets a run directory."""
 
 import json
 import subprocess
 
 import pytest
+
+import gd_torch
+from gd_torch.command import main
 
 from conftest import ARTICLE, ARTICLE_ROWS, REPO, command, run_dirs
 
@@ -81,3 +84,24 @@ def test_a_closed_pipe_stops_the_printing_not_the_training(tmp_path):
     (run_dir,) = run_dirs(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 3000 and summary["stop_reason"] == "max_steps"
+
+
+def test_no_logger_still_gets_a_run_directory_of_its_own(tmp_path, capsys):
+    """``trainer.logger: false``: the run's files go to <default_root_dir>/runs/unlogged/version_<n>, a new
+    one per run (before, into the working directory itself, the second run over the first; from
+    gd_torch.fit a TypeError traceback)."""
+    flags = ["--config", str(ARTICLE), "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
+    assert main(flags) == 0
+    assert main(flags) == 0
+    root = tmp_path / "runs" / "unlogged"
+    for version in (0, 1):
+        run_dir = root / f"version_{version}"
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["steps"] == 30 and (run_dir / "config.yaml").is_file()
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing else in the root
+    assert f"run directory: {root / 'version_1'}" in capsys.readouterr().out
+    run = gd_torch.fit(ARTICLE, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}")
+    assert run.exit_code == 0 and run.run_dir == root / "version_2"
+    assert run.summary["params"]["intercept"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)
+    assert len(run.history["train/loss"]) == 30  # fit's own record of the values, as with a logger

@@ -63,3 +63,9 @@ def batches_done_this_epoch(trainer: pl.Trainer) -> int:
 def is_attached(module: pl.LightningModule) -> bool:
     """Whether ``module`` belongs to a trainer (``module.trainer`` raises when it does not)."""
     return module._trainer is not None
+
+
+def set_default_root_dir(trainer: pl.Trainer, path: Path) -> None:
+    """Make ``path`` the trainer's ``default_root_dir`` after it was built (Lightning has no setter): its
+    ``log_dir`` and its checkpoints' directory when no logger names one."""
+    trainer._default_root_dir = str(path)
