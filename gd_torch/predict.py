@@ -37,7 +37,13 @@ def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: st
         table = file_source(source, "--input")
         if not isinstance(table, CSVFile):  # its rows are written out again, with the predictions
             raise ValueError(f"--input: {source} is not a .csv file; predict.py reads and writes CSV")
-        raw = read_columns(table, {"x": schema.x}, key="--input", categorical=frozenset(schema.categories))
+        raw = read_columns(
+            table,
+            {"x": schema.x},
+            key="--input",
+            categorical=frozenset(schema.categories),
+            missing_hint="every row of --input is predicted: fill the cell in, or leave its row out",
+        )
         x = tensor_of(schema.encode(raw, "--input", schema.x), torch.device("cpu"))
     except ValueError as error:
         raise ConfigError(f"{error} (the run was trained on {', '.join(schema.x)})") from None

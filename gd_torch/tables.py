@@ -32,6 +32,7 @@ from gd_torch.sources import (  # noqa: F401 (file_source and memory_source: rea
 )  # fmt: skip
 
 Missing = Literal["error", "drop"]
+DROP_HINT = "missing: drop drops the rows with a missing cell"  # what an error with a missing cell ends with
 NAMED = 10  # bad cells named in one error line, at most
 MISSING_CELL = "is missing"
 
@@ -74,10 +75,13 @@ def read_columns(
     key: str,
     missing: Missing = "error",
     categorical: frozenset[str] = frozenset(),
+    missing_hint: str = DROP_HINT,
 ) -> Table:
     """The named columns of a table, checked. ``columns`` maps the config key that names them (``x``,
     ``y``) to the names, for the error that says one is absent. Every cell must be a finite number,
-    except in ``categorical`` columns (text). Errors name ``key``, the source, the rows and the columns."""
+    except in ``categorical`` columns (text). Errors name ``key``, the source, the rows and the columns;
+    one with a missing cell ends with ``missing_hint`` (by default, how ``missing: drop`` leaves its row
+    out)."""
     header = read_header(source, key)
     for column_key, names in columns.items():
         absent = [c for c in names if c not in header]
@@ -86,7 +90,7 @@ def read_columns(
             raise TableError(f"{where}: {source.name} has no column {absent[0]!r}; it has {', '.join(header)}")
     wanted = list(dict.fromkeys(name for names in columns.values() for name in names))
     try:
-        return _gathered(source, key, wanted, categorical, missing)
+        return _gathered(source, key, wanted, categorical, missing, missing_hint)
     except ConversionFailed:  # a cell that is no number: every cell of every column looked at as text
         try:
             arrow = source.read_text(wanted)
@@ -95,10 +99,12 @@ def read_columns(
     if arrow.num_rows == 0:
         raise TableError(f"{key}: {source.name} has a header but no data rows")
     checked = {name: check_column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
-    return _kept(source, key, checked, arrow.num_rows, missing)
+    return _kept(source, key, checked, arrow.num_rows, missing, missing_hint)
 
 
-def _gathered(source: Source, key: str, wanted: list[str], categorical: frozenset[str], missing: Missing) -> Table:
+def _gathered(
+    source: Source, key: str, wanted: list[str], categorical: frozenset[str], missing: Missing, missing_hint: str
+) -> Table:
     """The columns read a batch at a time, each batch checked and its numbers copied into one float32
     block (columns, rows) sized from the table's row count (a CSV's estimated from its first bytes),
     so that the table is never held twice: the block and one batch."""
@@ -132,7 +138,7 @@ def _gathered(source: Source, key: str, wanted: list[str], categorical: frozense
         pa.default_memory_pool().release_unused()  # the batch's buffers back to the system, not kept
     pa.default_memory_pool().release_unused()
     if count:
-        raise TableError(f"{key}: {source.name} has {summary(shown, count, missing_named)}")
+        raise TableError(f"{key}: {source.name} has {summary(shown, count, missing_named, missing_hint)}")
     if at == 0:
         raise TableError(f"{key}: {source.name} has a header but no data rows")
     gap = np.concatenate(gaps) if gaps else np.zeros(at, dtype=bool)
@@ -247,14 +253,16 @@ def gaps_of(columns: dict[str, Column], rows: int) -> np.ndarray:
     return gaps
 
 
-def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missing: Missing) -> Table:
+def _kept(
+    source: Source, key: str, columns: dict[str, Column], rows: int, missing: Missing, missing_hint: str
+) -> Table:
     """The rows kept (all, or those without a missing cell), or the error that names every bad cell."""
     gaps = gaps_of(columns, rows)
     bad = bad_cells(columns, missing)
     if bad:
         shown = described(source, columns, bad[:NAMED])
         missing_named = any(problem == MISSING_CELL for *_, problem in bad)
-        raise TableError(f"{key}: {source.name} has {summary(shown, len(bad), missing_named)}")
+        raise TableError(f"{key}: {source.name} has {summary(shown, len(bad), missing_named, missing_hint)}")
     kept = None if not gaps.any() else np.flatnonzero(~gaps)
     if kept is not None and len(kept) == 0:
         raise TableError(f"{key}: {source.name} has no rows left once the {rows} with a missing cell are dropped")
@@ -266,12 +274,12 @@ def _kept(source: Source, key: str, columns: dict[str, Column], rows: int, missi
     return Table(source, values, rows if kept is None else len(kept), kept, int(gaps.sum()))
 
 
-def summary(shown: list[str], count: int, missing_named: bool) -> str:
-    """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count), and how to
-    leave the rows with a missing cell out when one is among them."""
+def summary(shown: list[str], count: int, missing_named: bool, missing_hint: str = DROP_HINT) -> str:
+    """``4 bad cells: line 9, column 'x2': '' is missing; ...`` (ten named, then a count), and what to do
+    about a missing cell when one is among them (``missing_hint``)."""
     more = f"; and {count - NAMED} more" if count > NAMED else ""
     cells = f"{count} bad cells" if count > 1 else "a bad cell"
-    hint = " (missing: drop drops the rows with a missing cell)" if missing_named else ""
+    hint = f" ({missing_hint})" if missing_named and missing_hint else ""
     return f"{cells}: {'; '.join(shown)}{more}{hint}"
 
 

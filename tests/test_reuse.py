@@ -118,6 +118,18 @@ def test_predict_names_a_missing_column_and_writes_nothing(csv_run, tmp_path, ca
     assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == ["rows.csv"]  # no output, no temporary
 
 
+def test_predict_says_a_missing_cell_must_be_filled_in_not_dropped(csv_run, tmp_path, capsys):
+    """predict.py predicts every row: its error for a gap says so (before, it suggested missing: drop,
+    an option predict.py does not have)."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x1,x2,x3\n1,2,3\n4,,6\n")
+    assert predict(["--run", str(csv_run.run_dir), "--input", str(rows), "--output", str(tmp_path / "o.csv")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --input: {rows} has a bad cell: line 3, column 'x2': '' is missing")
+    assert "(every row of --input is predicted: fill the cell in, or leave its row out)" in line
+    assert "missing: drop" not in line
+
+
 def test_predict_and_load_run_refuse_what_is_not_a_run(tmp_path, capsys):
     assert predict(["--run", str(tmp_path), "--input", "x.csv", "--output", str(tmp_path / "o.csv")]) == 2
     (line,) = capsys.readouterr().err.splitlines()
