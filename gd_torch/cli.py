@@ -85,7 +85,7 @@ class GradientDescentCLI(LightningCLI):
         self.link_error: ConfigError | None = None  # raised once the classes are built (jsonargparse wraps it)
         try:
             self._build(args)
-        except signals.StoppedBeforeTraining:
+        except signals.Stopped:
             self.take_back_run_directories()
             raise
 
@@ -261,14 +261,17 @@ class GradientDescentCLI(LightningCLI):
         self.trainer.loggers = file_loggers_first(loggers)
         if not self.trainer.is_global_zero:
             return  # the other processes of a DDP run write nothing
-        if self.resumed_in is not None:
-            reuse_run_directory(self.trainer.loggers, self.resumed_in, step)
-        elif not self.trainer.loggers:
-            claim_unlogged_run_directory(self.trainer, self.claimed)
-        elif mlflow_alone(self.trainer.loggers):
-            claim_mlflow_run_directory(self.trainer, self.claimed)
-        else:
-            claim_run_directories(self.trainer.loggers, keys, self.claimed)
+        # A signal between making a directory and recording it in self.claimed would leave it behind
+        # when the run is taken back: it waits until the claim is whole.
+        with signals.deferred():
+            if self.resumed_in is not None:
+                reuse_run_directory(self.trainer.loggers, self.resumed_in, step)
+            elif not self.trainer.loggers:
+                claim_unlogged_run_directory(self.trainer, self.claimed)
+            elif mlflow_alone(self.trainer.loggers):
+                claim_mlflow_run_directory(self.trainer, self.claimed)
+            else:
+                claim_run_directories(self.trainer.loggers, keys, self.claimed)
 
     def take_back_run_directories(self) -> None:
         """A signal came before training started: the run directories claimed for it go, with whatever

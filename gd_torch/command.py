@@ -40,7 +40,7 @@ def run() -> int:
     gc.freeze()
     try:
         code = main()
-    except signals.StoppedBeforeTraining as stop:
+    except signals.Stopped as stop:
         code = signals.say(stop)
     except KeyboardInterrupt:  # a second Ctrl-C after the run's own ending: it has said all
         code = EXIT_INTERRUPTED
@@ -74,7 +74,7 @@ def train(cli: GradientDescentCLI, raise_invalid: bool = False) -> int:
     try:
         # weights_only: Lightning reads the checkpoint again to resume; a file that carries code is refused.
         trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
-    except signals.StoppedBeforeTraining as stop:
+    except signals.Stopped as stop:
         if not decided(trainer):  # during the set-up: nothing trained, nothing to keep
             cli.take_back_run_directories()
             stop_other_processes(trainer, stop.signum)

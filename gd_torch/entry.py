@@ -13,6 +13,6 @@ def main() -> int:
     pipes.keep_going_when_closed()  # `... | head`: the printing stops, the run goes on
     try:
         from gd_torch.command import run
-    except signals.StoppedBeforeTraining as stop:
+    except signals.Stopped as stop:
         return signals.say(stop)
     return run()

@@ -12,18 +12,23 @@ Only the standard library here: the handlers are installed before torch and Ligh
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + the signal's number, as a shell reports it
 EXIT_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
-class StoppedBeforeTraining(BaseException):
-    """A signal before the first step. A BaseException, as KeyboardInterrupt is, so that no
-    ``except Exception`` on its way out takes it for a failure of the model or the data."""
+class Stopped(BaseException):
+    """A signal outside training, which ends the command at once. A BaseException, as KeyboardInterrupt
+    is, so that no ``except Exception`` on its way out takes it for a failure of the model or the data."""
+
+    when = ""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"{REASONS[signum]} before training started")
+        super().__init__(f"{REASONS[signum]} {self.when}")
         self.signum = signum
 
     @property
@@ -32,17 +37,59 @@ class StoppedBeforeTraining(BaseException):
 
     @property
     def line(self) -> str:
-        return f"{REASONS[self.signum].capitalize()} before training started."
+        return f"{REASONS[self.signum].capitalize()} {self.when}."
+
+
+class StoppedBeforeTraining(Stopped):
+    """Before the first step: nothing trained, nothing kept."""
+
+    when = "before training started"
+
+
+class StoppedAfterTraining(Stopped):
+    """Once training has ended: the run's outcome and files stand as they were written."""
+
+    when = "after training ended"
 
 
 def stop_at_once(signum: int, frame) -> None:
     raise StoppedBeforeTraining(signum)
 
 
+def stop_after_training(signum: int, frame) -> None:
+    raise StoppedAfterTraining(signum)
+
+
 def install() -> None:
     """From now until training starts, SIGINT and SIGTERM raise :class:`StoppedBeforeTraining`."""
     for signum in REASONS:
         signal.signal(signum, stop_at_once)
+
+
+def after_training(previous: object) -> object:
+    """The handler to put back once training has ended, in place of ``previous`` (the one from before
+    training): the command's "before training" one becomes its "after training" one; any other (a
+    notebook's, the interpreter's) stays."""
+    return stop_after_training if previous is stop_at_once else previous
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held until the block ends (then handled as they would have been): for steps
+    that must not be cut between two halves, like making a run directory and recording that it was
+    made. In the main thread only (elsewhere signals are not delivered: nothing to hold)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in REASONS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in received[:1]:
+        signal.raise_signal(signum)  # to the handler now in place
 
 
 def ignore() -> None:
@@ -52,7 +99,7 @@ def ignore() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def say(stop: StoppedBeforeTraining) -> int:
+def say(stop: Stopped) -> int:
     """The one line, from the first process only (the others of a DDP run get the same signal), and
     the exit code."""
     if is_rank_zero():

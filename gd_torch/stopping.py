@@ -181,5 +181,5 @@ class GracefulInterrupt(StopRule):
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for signum, previous in self._previous.items():
             if previous is not None:  # None: a handler not installed from Python, left as it is
-                signal.signal(signum, previous)
+                signal.signal(signum, signals.after_training(previous))  # the command's: "after training"
         self._previous.clear()

@@ -1,14 +1,18 @@
 """Off the main road, every failure one clean path: degenerate data trains and says what cannot be
 computed; --ckpt_path last resumes only what it should; a resume trains at the rate asked for; a closed
-pipe does not end the run; no logger still gets a run directory."""
+pipe does not end the run; no logger still gets a run directory; a signal is said as what it interrupted,
+and never leaves half a claim."""
 
 import json
+import signal
 import subprocess
 
 import pytest
 
 import gd_torch
+from gd_torch import rundir, signals
 from gd_torch.command import main
+from gd_torch.stopping import GracefulInterrupt
 
 from conftest import ARTICLE, ARTICLE_ROWS, REPO, command, run_dirs
 
@@ -105,3 +109,43 @@ def test_no_logger_still_gets_a_run_directory_of_its_own(tmp_path, capsys):
     assert run.exit_code == 0 and run.run_dir == root / "version_2"
     assert run.summary["params"]["intercept"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)
     assert len(run.history["train/loss"]) == 30  # fit's own record of the values, as with a logger
+
+
+@pytest.fixture
+def command_handlers():
+    """The command's own signal handlers in this process (as scripts/train.py installs them), and the
+    interpreter's back afterwards."""
+    saved = {signum: signal.getsignal(signum) for signum in signals.REASONS}
+    signals.install()
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_a_signal_after_training_is_not_said_to_be_before_it(command_handlers):
+    """Training puts the handlers from before it back when it ends; the command's "before training"
+    one comes back as its "after training" one (before: a Ctrl-C while the run's end was printed said
+    "Interrupted before training started.")."""
+    graceful = GracefulInterrupt()
+    graceful.setup(None, None, "fit")
+    graceful.on_train_start(None, None)
+    graceful.teardown(None, None, "fit")
+    with pytest.raises(signals.StoppedAfterTraining) as stopped:
+        signal.raise_signal(signal.SIGINT)
+    assert stopped.value.line == "Interrupted after training ended." and stopped.value.exit_code == 130
+
+
+def test_a_signal_while_the_run_directory_is_claimed_leaves_nothing_behind(tmp_path, monkeypatch, command_handlers):
+    """The signal comes the instant the version directory exists, before the command has recorded it:
+    it waits until the claim is whole, then the claim is taken back (before: the directory stayed)."""
+    reserve = rundir.reserve_run_directory
+
+    def interrupted_reserve(logger):
+        made = reserve(logger)
+        signal.raise_signal(signal.SIGTERM)  # between the mkdir and its being recorded
+        return made
+
+    monkeypatch.setattr(rundir, "reserve_run_directory", interrupted_reserve)
+    with pytest.raises(signals.StoppedBeforeTraining):
+        main(["--config", str(ARTICLE), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    assert run_dirs(tmp_path) == []
