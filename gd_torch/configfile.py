@@ -21,7 +21,7 @@ class SaveConfig(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.already_saved:
             return
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # every process: found here once, at a point all of them pass
         self.already_saved = True
         if not trainer.is_global_zero:
             return

@@ -88,7 +88,7 @@ class TrajectoryFigure(pl.Callback):
             drawn_or_said(self._draw, trainer, pl_module, "trajectory.png")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # found at the set-up, on every process
         points = splits_of(trainer.datamodule, pl_module.device).get("train")
         if not self._params or not self._losses or not trainer.is_global_zero or points is None:
             return
@@ -185,7 +185,7 @@ class FitFigure(pl.Callback):
         drawn_or_said(self._draw, trainer, pl_module, "fit.png")  # a diverged model may not be drawable
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # found at the set-up, on every process
         splits = splits_of(trainer.datamodule, pl_module.device)
         if not trainer.is_global_zero or not splits or not isinstance(pl_module, GradientDescent):
             return
@@ -252,7 +252,7 @@ class LossFigure(pl.Callback):
         drawn_or_said(self._draw, trainer, None, "loss.png")  # how a diverging or failing run got there
 
     def _draw(self, trainer: pl.Trainer) -> None:
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # found at the set-up, on every process
         if not trainer.is_global_zero or not self._losses:
             return
         losses = torch.stack(self._losses).double().cpu()

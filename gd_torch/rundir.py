@@ -7,6 +7,7 @@ leaves nothing.
 """
 
 import os
+import weakref
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -39,10 +40,23 @@ def mlflow_alone(loggers: list[Logger]) -> bool:
     return bool(loggers) and is_mlflow(loggers[0])
 
 
+_KNOWN: "weakref.WeakKeyDictionary[pl.Trainer, Path]" = weakref.WeakKeyDictionary()
+
+
 def run_directory(trainer: pl.Trainer) -> Path:
     """The run's own directory: the first logger's version directory; with MLflow alone, the one named
-    after its run; with no logger, the one claimed for it (:func:`claim_unlogged_run_directory`). A
-    broadcast under DDP: every process must ask."""
+    after its run; with no logger, the one claimed for it (:func:`claim_unlogged_run_directory`).
+
+    Finding it is a broadcast under DDP, which every process must join: it is found once, at a fixed
+    point every process passes (the set-up: SaveConfig asks first), and remembered, so that a path
+    only one process takes (an exception's) asks no collective of the others."""
+    known = _KNOWN.get(trainer)
+    if known is None:
+        known = _KNOWN[trainer] = _found(trainer)
+    return known
+
+
+def _found(trainer: pl.Trainer) -> Path:
     loggers = trainer.loggers
     if any(isinstance(logger, FileLogger) for logger in loggers):  # they come first: see file_loggers_first
         return Path(trainer.log_dir)

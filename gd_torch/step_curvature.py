@@ -108,8 +108,22 @@ def step_spectrum(
     if shares_out(trainer, train):
         rank, world = trainer.global_rank, trainer.world_size
         x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
+        agree_it_can_be_computed(trainer, module, x, y, scale.divisor(targets))
         summed = lambda t: trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
     return spectrum(module.model, x, y, scale.divisor(targets), summed=summed, **options), scale
+
+
+def agree_it_can_be_computed(trainer: pl.Trainer, module: pl.LightningModule, x, y, divisor: float) -> None:
+    """Before the processes sum their products, each tries one on its own shard and they agree: if it
+    fails on any (a model autograd cannot differentiate twice, a shard it cannot take), every process
+    raises, rather than one giving up while the others wait for it in the sum."""
+    try:
+        spectrum(module.model, x, y, divisor, check_quadratic=False, max_iterations=1)
+        failure = None
+    except Exception as error:
+        failure = error
+    if trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
+        raise failure or RuntimeError("the loss Hessian cannot be computed on another process")
 
 
 def shares_out(trainer: pl.Trainer, train: Split) -> bool:

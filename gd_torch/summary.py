@@ -110,7 +110,7 @@ class RunSummary(pl.Callback):
                 summary["curvature"]["predicted_steps"] = predicted[0]
                 summary["curvature"]["predicted_steps_exact"] = predicted[1]
         summary |= {"stop_reason": outcome.reason, "device": str(pl_module.device), "seconds": round(seconds, 3)}
-        run_dir = run_directory(trainer)  # a broadcast under DDP: every process must ask
+        run_dir = run_directory(trainer)  # found at the set-up, on every process
         if not trainer.is_global_zero:
             return
         self.summary = summary

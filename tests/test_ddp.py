@@ -182,3 +182,67 @@ def test_the_curvature_shared_out_over_two_processes_is_the_one_process_value(tm
     assert ddp.summary["curvature"]["max_eigenvalue"] == pytest.approx(
         one.summary["curvature"]["max_eigenvalue"], rel=1e-9
     )
+
+
+ONE_PROCESS_FAILS = '''
+import os
+
+import torch
+from torch import nn
+
+
+def on_rank_one() -> bool:
+    return os.environ.get("LOCAL_RANK") == "1"
+
+
+class FailsOnOneProcess(nn.Module):
+    """The article's line; on the second process alone, its forward raises at the sixth training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.tensor(10.0))
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == 6 and on_rank_one():
+                raise RuntimeError("rank 1 cannot go on")
+        return 2 * x + self.b
+
+
+class NoCurvatureOnOneProcess(nn.Module):
+    """The article's line; on the second process alone, the curvature's forward (in float64) raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        if x.dtype == torch.float64 and on_rank_one():
+            raise RuntimeError("no curvature on rank 1")
+        return 2 * x + self.b
+'''
+
+
+@pytest.mark.parametrize("model", ["FailsOnOneProcess", "NoCurvatureOnOneProcess"])
+def test_a_failure_on_one_process_does_not_leave_the_other_waiting(tmp_path, model):
+    """What only one process meets must not leave the other in a collective it never joins (before, both
+    runs hung until killed): a model failing on rank 1 mid-run ends the run as failed, its summary
+    written by rank 0 (the run directory was found at the set-up, not in the exception's path); a
+    curvature rank 1 cannot compute is skipped on both (they agree first), and the run trains."""
+    (tmp_path / "usermodels.py").write_text(ONE_PROCESS_FAILS)
+    argv = command("--config", str(ARTICLE), f"--model.model=usermodels.{model}", "--trainer.strategy=ddp",
+                   "--trainer.devices=2", "--trainer.accelerator=cpu", save_dir=tmp_path / "runs")  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, env=environment)
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if model == "FailsOnOneProcess":
+        assert done.returncode == 1 and "RuntimeError: rank 1 cannot go on" in done.stderr
+        assert summary["stop_reason"] == "failed" and summary["steps"] == 5
+    else:
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert summary["stop_reason"] == "max_steps" and "curvature" not in summary
+        assert "Stable for" not in done.stdout
+        assert summary["params"]["b"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)
