@@ -170,10 +170,11 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_uninterrupted(
 
 def test_the_curvature_shared_out_over_two_processes_is_the_one_process_value(tmp_path, train):
     """An MLP (Lanczos on Hessian-vector products): each process computes the products over its own
-    half of the points and they are summed, so the largest eigenvalue is the one-process value."""
+    half of the points and they are summed, so the largest eigenvalue is the one-process value; so is
+    the sharpness as it trains (before, rank zero measured it over every point while the other waited)."""
     mlp = REPO / "configs" / "mlp.yaml"
     args = (f"--data.init_args.path={REPO / 'data' / 'noisy_sine.csv'}", "--model.optimizer=null",
-            "--trainer.max_steps=1", "--trainer.callbacks=[]", "--tensorboard.sharpness_every=0")  # fmt: skip
+            "--trainer.max_steps=20", "--trainer.callbacks=[]", "--tensorboard.sharpness_every=10")  # fmt: skip
     ddp = run_command("--config", str(mlp), *args, "--trainer.strategy=ddp", "--trainer.devices=2",
                       "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
     assert ddp.exit_code == 0, ddp.stderr[-3000:]
@@ -182,6 +183,9 @@ def test_the_curvature_shared_out_over_two_processes_is_the_one_process_value(tm
     assert ddp.summary["curvature"]["max_eigenvalue"] == pytest.approx(
         one.summary["curvature"]["max_eigenvalue"], rel=1e-9
     )
+    sharpness, alone = ddp.scalars("train/sharpness"), one.scalars("train/sharpness")
+    assert len(sharpness) == 2 and [step for step, _ in sharpness] == [step for step, _ in alone]
+    assert [v for _, v in sharpness] == pytest.approx([v for _, v in alone], rel=1e-4)
 
 
 ONE_PROCESS_FAILS = '''
