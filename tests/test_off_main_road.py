@@ -6,12 +6,16 @@ and never leaves half a claim."""
 import json
 import signal
 import subprocess
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 import gd_torch
 from gd_torch import rundir, signals
 from gd_torch.command import main
+from gd_torch.models import Line
+from gd_torch.module import GradientDescent
 from gd_torch.stopping import GracefulInterrupt
 
 from conftest import ARTICLE, ARTICLE_ROWS, REPO, command, run_dirs
@@ -149,3 +153,24 @@ def test_a_signal_while_the_run_directory_is_claimed_leaves_nothing_behind(tmp_p
     with pytest.raises(signals.StoppedBeforeTraining):
         main(["--config", str(ARTICLE), "--trainer.logger.init_args.save_dir", str(tmp_path)])
     assert run_dirs(tmp_path) == []
+
+
+def test_several_processes_use_the_compiled_loss_too():
+    """With compile: true, a DDP step's squared errors go through the compiled function (before, the
+    DDP path wrote the loss out again, eagerly); the loss it returns is the one-process value."""
+    module = GradientDescent(Line(slope=2.0, intercept=10.0, learn_slope=False), reduction="sum", compile=True)
+    assert module._squared_error is not module._eager_squared_error  # a torch.compile wrapper
+    calls = []
+
+    def compiled(x, y):  # stands for the compiled function: records the call, computes eagerly
+        calls.append(len(y))
+        return module._eager_squared_error(x, y)
+
+    module._squared_error = compiled
+    module._world_size = 2  # two processes, each with the article's five points: the sum is over ten
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=lambda t, reduce_op: 2 * t))
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    out = module.training_step((x, 2 * x + 1), 0)
+    assert calls == [5]
+    assert out["global_loss"].item() == pytest.approx(2 * 405.0)  # 81 per point, ten points
+    assert out["loss"].item() == pytest.approx(2 * 405.0)  # this process's share times the world size
