@@ -9,6 +9,7 @@ of its points (the final loss, the metrics, the pictures).
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -257,7 +258,7 @@ class Points(PointData):
         **options: ``batch_size``, ``seed``, ``standardize``, ``val_fraction``, ``test_fraction`` (see PointData).
     """
 
-    def __init__(self, x: list[float], y: list[float], **options) -> None:
+    def __init__(self, x: list[float], y: list[float], **options: Any) -> None:
         super().__init__(**options)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} points but y has {len(y)}; they must have the same length")
@@ -291,7 +292,7 @@ class SyntheticLine(PointData):
         intercept: float = 1.0,
         noise_std: float = 0.0,
         seed: int = 0,
-        **options,
+        **options: Any,
     ) -> None:
         super().__init__(seed=seed, **options)
         if n < 1:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import torch
@@ -63,7 +64,7 @@ class TablePoints(PointData):
         test_path: str | None = None,
         missing: Missing = "error",
         chunk_rows: int | None = None,
-        **options,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         if missing not in ("error", "drop"):

@@ -1,0 +1,134 @@
+"""Every example of the README and the docs pages runs, and shows what the page says it shows.
+
+Sybil collects each page's ``console`` blocks (``$ command`` lines, each followed by the output the page
+shows, compared with doctest's ``...`` for what varies) and ``python`` blocks (run in order, in one
+namespace per page). Both run in a fresh working directory that holds the repository's configs, data,
+scripts and examples, so the runs they make land there. An example that needs a GPU, a cluster, a
+browser or a package install is marked on the page (``<!-- skip: next "why" -->``) and skipped by
+name. Every fenced block carries a language, and every ``console`` and ``python`` block is collected:
+a new example cannot go unrun.
+"""
+
+import doctest
+import os
+import re
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+import pytest
+import yaml
+from sybil import Sybil
+from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
+
+from conftest import REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+RUN = ("console", "python")  # the blocks that are run
+SHOWN = ("yaml", "text", "csv")  # the blocks that are shown: configs (parsed here), outputs, files
+LINKED = ("configs", "data", "scripts", "examples")  # what the examples read, by relative path
+TIMEOUT = 600
+
+
+def run_console(example) -> None:
+    """Each ``$ command`` of the block in the page's working directory; its output, when the block shows
+    one, matched (``...`` stands for anything), else its exit code 0."""
+    checker = doctest.OutputChecker()
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    for command, want in commands(example.parsed):
+        # stdout and stderr as a terminal shows them (unbuffered, in order), less Lightning's set-up lines
+        done = subprocess.run(command, shell=True, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=TIMEOUT, env=environment())  # fmt: skip
+        got = "".join(line for line in done.stdout.splitlines(True) if not line.startswith(SET_UP_LINES))
+        if not want.strip():
+            assert done.returncode == 0, f"$ {command}\nexit code {done.returncode}\n{got[-3000:]}"
+        elif not checker.check_output(want, got, flags):
+            raise AssertionError(f"$ {command}\nshown:\n{want}\nprinted:\n{got[-5000:]}")
+
+
+def commands(block: str) -> list[tuple[str, str]]:
+    """(command, the output shown after it) for each ``$ `` line; a trailing backslash continues one."""
+    found: list[tuple[str, str]] = []
+    lines = block.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.startswith("$ "):
+            raise ValueError(f"a console block's lines start with '$ ' or follow a command's: {line!r}")
+        command = line[2:]
+        while command.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            command = command[:-1] + " " + lines[i].strip()
+        output = []
+        while i + 1 < len(lines) and not lines[i + 1].startswith("$ "):
+            i += 1
+            output.append(lines[i])
+        found.append((command, "\n".join(output) + ("\n" if output else "")))
+        i += 1
+    return found
+
+
+def environment() -> dict[str, str]:
+    """This Python first on PATH (``python``, ``gd-train``, ``tensorboard`` are this environment's), and
+    its output unbuffered (stdout and stderr then interleave as on a terminal)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1"}
+
+
+SET_UP_LINES = ("Seed set to", "GPU available:", "[rank: ")  # Lightning's, on stderr, said once in Get started
+
+
+SYBIL = Sybil(parsers=[PythonCodeBlockParser(), CodeBlockParser("console", evaluator=run_console), SkipParser()])
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    for name in LINKED:
+        (tmp_path / name).symlink_to(REPO / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", environment()["PATH"])
+    monkeypatch.setattr(sys, "argv", ["example"])  # LightningCLI warns about a test runner's arguments
+    return tmp_path
+
+
+@pytest.mark.slow  # each page's commands are real runs
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_example_of_the_page_runs_as_shown(page, workspace):
+    skipped = []
+    for example in SYBIL.parse(page).examples():
+        try:
+            example.evaluate()
+        except unittest.SkipTest as reason:  # marked on the page, with its reason
+            skipped.append(f"line {example.line}: {reason}")
+    print(f"{page.name}: skipped by name: {skipped}")
+
+
+FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
+
+
+def fences(page: Path) -> list[tuple[int, str, str]]:
+    """(line, language, text) of each fenced block of a page."""
+    found, open_at, language, body = [], None, "", []
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        match = FENCE.match(line)
+        if open_at is None and match:
+            open_at, language, body = number, match[2], []
+        elif open_at is not None and line.strip() == "```":
+            found.append((open_at, language, "\n".join(body)))
+            open_at = None
+        elif open_at is not None:
+            body.append(line)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_block_is_run_or_shown_and_every_config_parses(page):
+    blocks = fences(page)
+    for line, language, text in blocks:
+        assert language in RUN + SHOWN, f"{page.name}:{line}: a fenced block says what it is: one of {RUN + SHOWN}"
+        if language == "yaml":
+            yaml.safe_load(text)  # a config shown must at least be YAML
+    collected = sum(1 for _ in SYBIL.parse(page).examples())
+    skipped = len(re.findall(r"<!-- skip: next", page.read_text()))  # a skip is an example of its own
+    assert collected - skipped == sum(language in RUN for _, language, _ in blocks), page.name
