@@ -29,7 +29,7 @@ from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_mess
 from gd_torch.adapters.loggers import close_writer
 from gd_torch.checkpointing import PeriodicCheckpoint
 from gd_torch.checks import check_model_fits_data
-from gd_torch.configfile import SaveConfig, check_yaml, config_files
+from gd_torch.configfile import SaveConfig, check_yaml, config_files, unknown_key, unknown_key_line
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
 from gd_torch.errors import ConfigError, one_line
@@ -125,11 +125,16 @@ class GradientDescentCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser, args) -> None:
-        for path in config_files(sys.argv[1:] if args is None else args):
+        files = config_files(sys.argv[1:] if args is None else args)
+        for path in files:
             check_yaml(path)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
+            unknown = unknown_key(str(error), files)
+            if unknown is not None:
+                key, where = unknown
+                raise ConfigError(unknown_key_line(parser, key, where)) from None
             raise ConfigError(plain_parser_message(str(error))) from None
         # Checked here: LightningCLI seeds right after parsing, and numpy would raise a traceback.
         seed = self.config.get("seed_everything")

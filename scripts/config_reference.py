@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from jsonargparse import Namespace
 
+from gd_torch.adapters.jsonargparse import option_groups
 from gd_torch.cli import GradientDescentCLI
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
@@ -77,9 +78,9 @@ def cell(text: str) -> str:
 def sections(parser) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
     """(section key, its description, [(key, type, default, help)])."""
     found = []
-    for group in parser._action_groups:
+    for title, actions in option_groups(parser):
         rows, section = [], None
-        for action in group._group_actions:
+        for action in actions:
             long = [s for s in action.option_strings if s.startswith("--")]
             if not long or long[0] in ("--help", "--print_config") or long[0].endswith(".help"):
                 continue
@@ -90,7 +91,7 @@ def sections(parser) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
             rows.append((key, type_name(action), default_text(action.default), action.help or ""))
         if rows:
             section = section or rows[0][0].split(".")[0]
-            found.append((section, group.title or "", rows))
+            found.append((section, title, rows))
     return found
 
 

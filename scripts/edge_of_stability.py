@@ -1,8 +1,9 @@
-"""The README's pictures of the edge of stability: full-batch gradient descent (plain SGD) at two
+"""The docs' pictures of the edge of stability: full-batch gradient descent (plain SGD) at two
 learning rates, with the sharpness measured as it trains.
 
-    python scripts/edge_of_stability.py            # docs/edge_of_stability.png: configs/mlp.yaml's MLP
-    python scripts/edge_of_stability.py digits     # docs/edge_of_stability_digits.png: configs/digits.yaml
+    python scripts/edge_of_stability.py                # edge_of_stability.png here: configs/mlp.yaml's MLP
+    python scripts/edge_of_stability.py digits         # edge_of_stability_digits.png: configs/digits.yaml
+    python scripts/edge_of_stability.py --output docs/edge_of_stability.png    # the docs' own picture
 
 The sharpness (the loss Hessian's largest eigenvalue) climbs as the network trains until it reaches
 2 / lr, the largest value at which descent is stable at that rate, and then stays there while the
@@ -10,6 +11,7 @@ loss keeps going down (Cohen et al., "Gradient Descent on Neural Networks Typica
 Edge of Stability", ICLR 2021).
 """
 
+import argparse
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -90,14 +92,15 @@ def draw(curves: dict[float, dict[str, list[tuple[int, float]]]], title: str, pa
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "mlp"
-    if name not in SETUPS:
-        sys.exit(f"error: no picture {name!r}; choose from {', '.join(SETUPS)}")
-    setup = SETUPS[name]
+    parser = argparse.ArgumentParser(description="The edge of stability, drawn from two runs.")
+    parser.add_argument("setup", nargs="?", default="mlp", choices=list(SETUPS), help="which network (default: mlp)")
+    parser.add_argument("--output", help="the picture's path (default: its name, in the current directory)")
+    arguments = parser.parse_args()
+    setup = SETUPS[arguments.setup]
     sys.argv = sys.argv[:1]
     with tempfile.TemporaryDirectory() as save_dir:
         curves = {learning_rate: run(setup, learning_rate, save_dir) for learning_rate in setup.learning_rates}
-    output = REPO / "docs" / setup.output
+    output = Path(arguments.output or setup.output)
     draw(curves, setup.title, output)
     for learning_rate, tags in curves.items():
         values = [value for _, value in tags["train/sharpness"]]

@@ -37,7 +37,7 @@ def test_unknown_key(train, tmp_path):
 
 
 def test_unknown_flag(train):
-    assert_clean_error(train("--model.lerning_rate", "0.1"), "--model.lerning_rate")
+    assert_clean_error(train("--model.lerning_rate", "0.1"), "unknown key model.lerning_rate", "model.learning_rate?")
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,8 @@ def test_a_checkpoint_of_another_model_or_optimizer(train, tmp_path):
 @pytest.mark.parametrize(
     "flag, value, words",
     [
-        ("--model.learning_rat", "0.1", ["unrecognized arguments", "--model.learning_rat"]),  # no prefix matching
+        # no prefix matching: an unknown key, with the one meant
+        ("--model.learning_rat", "0.1", ["unknown key model.learning_rat on the command line", "model.learning_rate?"]),
         ("--seed_everything", "-1", ["seed_everything", "from 0 to 4294967295", "got -1"]),
         ("--seed_everything", "abc", ["seed_everything: expected true/false or an integer, got abc"]),
         ("--trainer.precision", "8", ["trainer.precision", "one of 64, 32, 16,", "got 8"]),
@@ -183,3 +184,14 @@ def test_a_checkpoint_of_another_model_or_optimizer(train, tmp_path):
 )
 def test_parser_messages_are_plain(train, flag, value, words):
     assert_clean_error(train(flag, value), *words)
+
+
+def test_a_typo_in_a_config_file_is_named_with_its_file_in_the_command_lines_words(train, tmp_path):
+    """Before: "Group 'trainer' does not accept option 'max_step'", naming neither the file nor the key as
+    the command line's "unrecognized arguments" did."""
+    typo = tmp_path / "mine.yaml"
+    typo.write_text("trainer:\n  max_step: 5\n")
+    from_file = assert_clean_error(train("--config", str(typo)), f"unknown key trainer.max_step in {typo}")
+    from_flag = assert_clean_error(train("--trainer.max_step", "5"), "unknown key trainer.max_step on the command line")
+    assert from_file.endswith("; did you mean trainer.max_steps or trainer.max_time?")
+    assert from_flag.endswith("; did you mean trainer.max_steps or trainer.max_time?")

@@ -37,7 +37,7 @@ def test_every_constructor_argument_is_a_dotted_flag(train):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--model.lerning_rate", "0.1"], ["--model.lerning_rate"]),
+        (["--model.lerning_rate", "0.1"], ["unknown key model.lerning_rate on the command line"]),
         (["--model.learning_rate", "fast"], ["model.learning_rate", "fast", "a number"]),
         (["--model.learning_rate", "-1"], ["model.learning_rate", "-1", "> 0"]),
         (["--model.reduction", "avg"], ["model.reduction", "avg", "mean", "sum"]),

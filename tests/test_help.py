@@ -1,6 +1,7 @@
 """--help a newcomer can read: at most 400 lines, the project's models and data classes named, a
 one-line description for every option of the project, and section headings that are whole sentences."""
 
+import importlib.util
 import inspect
 import re
 
@@ -8,6 +9,8 @@ import pytest
 
 from gd_torch import callbacks, dashboard, data, figures, models, module, stopping
 from gd_torch.command import main
+
+from conftest import REPO
 
 PROJECT_CLASSES = [
     module.GradientDescent, dashboard.Dashboard, data.PointData, data.Points, data.TablePoints, data.SyntheticLine,
@@ -81,3 +84,16 @@ def test_headings_are_whole_sentences(capsys):
     headings = [line for line in help_text(capsys, "--help").splitlines() if re.match(r"^[A-Z`].*:$", line)]
     assert "Gradient descent on the mean squared error of an injected model:" in headings
     assert "What TensorBoard shows of the run: every tag at every step, val/loss, layout and hparams:" in headings
+
+
+def test_the_configuration_reference_is_written_from_the_parser_and_lists_every_key(capsys):
+    """docs/reference/configuration.md is what scripts/config_reference.py writes from the parser now
+    (regenerate it after changing a key), and it lists every key --help lists."""
+    spec = importlib.util.spec_from_file_location("config_reference", REPO / "scripts" / "config_reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    page = reference.page()
+    assert reference.PAGE.read_text() == page, "python scripts/config_reference.py writes the page anew"
+    listed = [key for key in options(help_text(capsys, "--help"), "--") if not key.endswith(".help")]
+    missing = [key for key in listed if key not in ("--help", "--print_config") and f"`{key[2:]}`" not in page]
+    assert len(listed) > 40 and missing == []

@@ -160,3 +160,18 @@ class ShortHelp(DefaultHelpFormatter):
             else ""
         )
         return (first_sentence(description) + details) if description else details.strip()
+
+
+def option_keys(parser) -> list[str]:
+    """Every key the parser takes (``trainer.max_steps``, ...), its own ``.help`` options left out."""
+    return [
+        option[2:]
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and not option.endswith(".help")
+    ]
+
+
+def option_groups(parser) -> list[tuple[str, list]]:
+    """The parser's groups as ``--help`` shows them: (title, the group's actions)."""
+    return [(group.title or "", list(group._group_actions)) for group in parser._action_groups]
