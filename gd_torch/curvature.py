@@ -210,7 +210,9 @@ def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_itera
         sample = LossOfParameters(model, x[::stride], y[::stride], divisor, dtype)
         generator = torch.Generator(device="cpu").manual_seed(0)
         shift = torch.randn(loss.size, generator=generator, dtype=torch.float64).to(matrix.device)
-        here = matrix if stride == 1 else summed(sample.hessian_and_gradient(sample.start)[0])
+        # Both on the sample, always: under DDP every process must make the same collective calls, and
+        # shards one point apart in size may fall on either side of a stride.
+        here = summed(sample.hessian_and_gradient(sample.start)[0])
         elsewhere = summed(sample.hessian_and_gradient(sample.start + shift * (sample.start.abs().max() + 1))[0])
         scale = here.abs().max().clamp(min=1e-300)
         quadratic = bool(((elsewhere - here).abs().max() <= 1e-8 * scale).item())
