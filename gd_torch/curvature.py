@@ -180,13 +180,26 @@ def learnable_values(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed) -> Spectrum:
-    size = learnable_values(model)
-    # float64 (a badly scaled table's smallest eigenvalue still means something), except for a large
-    # model, whose top eigenvalue to 1e-4 needs no more than its own precision: half the memory and time.
+def loss_of_parameters(model: nn.Module, x: torch.Tensor, y: torch.Tensor, divisor: float) -> LossOfParameters:
+    """The loss the spectrum is taken of, in its dtype: float64 (a badly scaled table's smallest eigenvalue
+    still means something), except for a large model, whose top eigenvalue to 1e-4 needs no more than its
+    own precision: half the memory and time."""
     parameter_dtype = next((p.dtype for p in model.parameters() if p.requires_grad), torch.float64)
-    dtype = torch.float64 if size <= FLOAT64_UP_TO else parameter_dtype
-    loss = LossOfParameters(model, x, y, divisor, dtype)
+    dtype = torch.float64 if learnable_values(model) <= FLOAT64_UP_TO else parameter_dtype
+    return LossOfParameters(model, x, y, divisor, dtype)
+
+
+def try_one_product(model: nn.Module, x: torch.Tensor, y: torch.Tensor, divisor: float) -> None:
+    """One Hessian-vector product of the loss over (x, y), as :func:`spectrum` computes them (eval mode,
+    its dtype), for what it raises: a model autograd cannot differentiate twice, points it cannot take."""
+    with in_eval_mode(model):
+        loss = loss_of_parameters(model, x, y, divisor)
+        loss.hessian_vector_product(loss.start, torch.ones_like(loss.start))
+
+
+def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed) -> Spectrum:
+    loss = loss_of_parameters(model, x, y, divisor)
+    dtype = loss.dtype
     if loss.size == 0:
         raise ValueError("the model has no learnable parameters")
     if loss.size > DENSE_UP_TO:

@@ -202,9 +202,12 @@ class PointData(pl.LightningDataModule):
         """How many training points one optimizer step takes over ``world`` processes: all of them at full
         batch, else ``batch_size`` on each process (the same rule as :meth:`train_dataloader`)."""
         total = self.measured_splits(torch.device("cpu"))["train"].points
-        if self.batch_size is None or self.batch_size >= math.ceil(total / world):
-            return total
-        return min(total, self.batch_size * world)
+        return total if self._full_batch(total, world) else min(total, self.batch_size * world)
+
+    def _full_batch(self, points: int, world: int) -> bool:
+        """Whether every step takes every training point: no batch_size, or one no smaller than the
+        largest process's shard (each process trains on its own contiguous shard)."""
+        return self.batch_size is None or self.batch_size >= math.ceil(points / world)
 
     @property
     def points(self) -> Batch:
@@ -216,7 +219,7 @@ class PointData(pl.LightningDataModule):
         x, y = self.splits["train"]
         x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # views, no copy
         largest_shard = math.ceil(len(self.splits["train"][1]) / world)
-        if self.batch_size is None or self.batch_size >= largest_shard:
+        if self._full_batch(len(self.splits["train"][1]), world):
             return FullBatch(x, y)
         return Batches(
             x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard, done=self._batches_done

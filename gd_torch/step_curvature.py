@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import lightning.pytorch as pl
 
-from gd_torch.curvature import Spectrum, spectrum
+from gd_torch.curvature import Spectrum, spectrum, try_one_product
 from gd_torch.loss import Reduction
 from gd_torch.splits import Loaded, Resident, Split
 
@@ -118,7 +118,7 @@ def agree_it_can_be_computed(trainer: pl.Trainer, module: pl.LightningModule, x,
     fails on any (a model autograd cannot differentiate twice, a shard it cannot take), every process
     raises, rather than one giving up while the others wait for it in the sum."""
     try:
-        spectrum(module.model, x, y, divisor, check_quadratic=False, max_iterations=1)
+        try_one_product(module.model, x, y, divisor)
         failure = None
     except Exception as error:
         failure = error
