@@ -5,7 +5,7 @@ The schema travels in the run's checkpoints, so a trained run takes the raw tabl
 ``scripts/predict.py``): the same columns by name, the same categories, in the same order.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -103,16 +103,20 @@ def learn_categories(column: pa.Array | pa.ChunkedArray) -> list[str]:
         return sorted(values)
 
 
-def block_of(columns: list, rows: np.ndarray | None = None) -> np.ndarray:
+def block_of(
+    columns: list, rows: np.ndarray | None = None, empty: Callable[[tuple[int, int]], np.ndarray] | None = None
+) -> np.ndarray:
     """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
     each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
-    is dropped from ``columns`` once it is copied, so a table read whole is not held twice."""
+    is dropped from ``columns`` once it is copied, so a table read whole is not held twice.
+    ``empty(shape)`` gives the block to copy into (a fresh one when not given)."""
     rows_of_one = _rows_of_one_block(columns) if rows is None else None
     if rows_of_one is not None:  # already a block, read so (gd_torch.tables): taken as it is
         columns.clear()
         return rows_of_one
     length = len(rows) if rows is not None else len(columns[0])
-    block = np.empty((len(columns), length), dtype=np.float32)
+    shape = (len(columns), length)
+    block = empty(shape) if empty is not None else np.empty(shape, dtype=np.float32)
     for j in range(len(columns)):
         parts = columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]]
         at = written = 0

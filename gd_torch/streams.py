@@ -14,6 +14,7 @@ order, through a shuffle buffer). What stays in memory: the chunk being used, th
 read (at least one row group each), and one byte a row for the split.
 """
 
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ from gd_torch.tables import NAMED, Missing, Table, bad_cells, check_column, desc
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 CODES = {"train": 0, "val": 1, "test": 2}
+
+# How a pass reads Parquet (each measured on 100M rows of shards, 2 cores, page cache warm): four
+# batches and two files ahead (pyarrow's defaults, sixteen and four, held more memory for no more rows
+# a second); row groups read page by page (pre-buffering a whole row group first was slower and held
+# twice the memory); batches of 131,072 rows, joined into chunks (whole chunks as Arrow batches held
+# 100 MiB more). Not done: handing Arrow's freed memory back to the system after each batch (30 MiB
+# saved, a third of the rate lost: the next batch's pages were then mapped afresh).
+READ_ROWS = 1 << 17
+READ_OPTIONS = {"batch_readahead": 4, "fragment_readahead": 2}
 
 
 @dataclass
@@ -99,17 +109,17 @@ def tables_of(pieces: list[Piece], columns: list[str], batch: int) -> Iterator[t
 
     first = pieces[0].fragment
     dataset = ds.FileSystemDataset([p.fragment for p in pieces], pieces[0].schema, first.format, first.filesystem)
+    page_by_page = ds.ParquetFragmentScanOptions(pre_buffer=False)
     order = iter(pieces)
     at, left = 0, 0
-    # Four batches and two files read ahead (pyarrow's defaults, sixteen and four, hold several times
-    # the memory for a few percent more rows a second), Arrow's freed buffers returned as it goes.
-    for record in dataset.to_batches(columns=columns, batch_size=batch, batch_readahead=4, fragment_readahead=2):
+    for record in dataset.to_batches(
+        columns=columns, batch_size=min(batch, READ_ROWS), fragment_scan_options=page_by_page, **READ_OPTIONS
+    ):
         while left == 0:  # a batch never spans two row groups
             piece = next(order)
             at, left = piece.start, piece.rows
         yield at, pa.Table.from_batches([record])
         at, left = at + record.num_rows, left - record.num_rows
-        pa.default_memory_pool().release_unused()
 
 
 def shards(pieces: list[Piece], rows: list[int], world: int) -> list[list[Piece]]:
@@ -139,6 +149,28 @@ def reading_beside(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+class Blocks:
+    """Float32 blocks for a pass's chunks, each reused once nothing made from it is left (no tensor
+    viewing it holds a reference): a fresh block of tens of MiB costs more than copying a chunk into
+    it, as the allocator maps and zeroes new pages for each one (11 ms against 3 ms of CPU time for a
+    million rows of 8 features, measured). A consumer that keeps its chunks gets fresh blocks."""
+
+    KEPT = 4  # the chunk in use, the one read ahead, the one being copied, and one being let go
+
+    def __init__(self) -> None:
+        self._blocks: list[np.ndarray] = []
+
+    def empty(self, shape: tuple[int, int]) -> np.ndarray:
+        for block in self._blocks:
+            # References: the list's, the loop's and getrefcount's argument; any more is a tensor's.
+            if block.shape == shape and sys.getrefcount(block) == 3:
+                return block
+        block = np.empty(shape, dtype=np.float32)
+        if len(self._blocks) < self.KEPT:
+            self._blocks.append(block)
+        return block
+
+
 _END = object()
 
 
@@ -156,26 +188,28 @@ def prefetched(items: Iterator) -> Iterator:
 
 
 def scan(pieces: list[Piece], columns: list[str], chunk_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
-    """Chunks of at least ``chunk_rows`` rows (the last may be smaller), each with the table rows it
-    holds: consecutive pieces' rows are joined, a large row group is read in parts."""
+    """Chunks of ``chunk_rows`` rows (the last may be smaller), each with the table rows it holds:
+    the pieces' rows read in batches and joined or cut (without a copy) where a chunk ends."""
     parts: list[pa.Table] = []
     rows: list[np.ndarray] = []
     held = 0
     for at, table in tables_of(pieces, columns, chunk_rows):
-        parts.append(table)
-        rows.append(np.arange(at, at + table.num_rows))
-        held += table.num_rows
-        if held >= chunk_rows:
-            yield (
-                (rows[0] if len(rows) == 1 else np.concatenate(rows)),
-                (parts[0] if len(parts) == 1 else pa.concat_tables(parts)),
-            )
-            parts, rows, held = [], [], 0
+        while table.num_rows:
+            take = min(table.num_rows, chunk_rows - held)
+            parts.append(table.slice(0, take))
+            rows.append(np.arange(at, at + take))
+            table, at, held = table.slice(take), at + take, held + take
+            if held == chunk_rows:
+                yield _joined(rows, parts)
+                parts, rows, held = [], [], 0
     if held:
-        yield (
-            (rows[0] if len(rows) == 1 else np.concatenate(rows)),
-            (parts[0] if len(parts) == 1 else pa.concat_tables(parts)),
-        )
+        yield _joined(rows, parts)
+
+
+def _joined(rows: list[np.ndarray], parts: list[pa.Table]) -> tuple[np.ndarray, pa.Table]:
+    if len(parts) == 1:
+        return rows[0], parts[0]
+    return np.concatenate(rows), pa.concat_tables(parts)
 
 
 class StreamedTable:
@@ -337,27 +371,39 @@ class StreamedTable:
             for x, y in prefetched(self._blocks(pieces, code, schema, pinned)):
                 x, y = x.to(device, non_blocking=pinned), y.to(device, non_blocking=pinned)
                 x, y = (x[0] if len(x) == 1 else x.T), (y[0] if len(y) == 1 else y.T)
-                yield ((x - mean) / std if mean is not None else x), y
+                if mean is not None:  # in place: the block is this chunk's own
+                    x = x.sub_(mean).div_(std)
+                yield x, y
 
     def _blocks(
         self, pieces: list[Piece], code: int, schema: Schema, pinned: bool
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Each chunk's rows of the split as (columns, rows) float32 blocks of x and y, each value copied
-        once from Arrow's buffers."""
+        once from Arrow's buffers (into a block of an earlier chunk once that one is let go)."""
+        blocks_of_pass = Blocks()
         for rows, table in scan(pieces, self.wanted, self.chunk_rows):
-            chosen = self._chosen(rows, table, code)
-            if chosen is not None and not len(chosen):
-                continue
-            values = {
-                name: self._categories(table.column(name)) if name in self.categorical else table.column(name)
-                for name in self.wanted
-            }
-            part = Table(self.source, values, table.num_rows, kept=rows)
-            blocks = []
-            for columns in (self.x_columns, self.y_columns):
-                block = torch.from_numpy(block_of(schema.encode(part, self.key, columns, chosen), chosen))
-                blocks.append(block.pin_memory() if pinned else block)
-            yield tuple(blocks)
+            blocks = self._encoded(rows, table, code, schema, blocks_of_pass)
+            del rows, table  # this chunk's Arrow buffers go before the next chunk is read
+            if blocks is not None:
+                yield tuple(block.pin_memory() if pinned else block for block in blocks)
+
+    def _encoded(
+        self, rows: np.ndarray, table: pa.Table, code: int, schema: Schema, blocks: Blocks
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A chunk's rows of the split as (columns, rows) blocks of x and y; None when it has none."""
+        chosen = self._chosen(rows, table, code)
+        if chosen is not None and not len(chosen):
+            return None
+        values = {
+            name: self._categories(table.column(name)) if name in self.categorical else table.column(name)
+            for name in self.wanted
+        }
+        part = Table(self.source, values, table.num_rows, kept=rows)
+        x, y = (
+            torch.from_numpy(block_of(schema.encode(part, self.key, columns, chosen), chosen, blocks.empty))
+            for columns in (self.x_columns, self.y_columns)
+        )
+        return x, y
 
     @staticmethod
     def _categories(array: pa.ChunkedArray) -> pa.ChunkedArray:

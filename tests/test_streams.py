@@ -15,6 +15,7 @@ import torch
 
 import gd_torch
 from gd_torch.data import TablePoints
+from gd_torch.streams import Blocks
 
 from conftest import REPO, assert_clean_error, command, run_dirs, scalars
 
@@ -146,12 +147,24 @@ def test_what_cannot_stream_is_one_error_line(train, flags, words):
 
 def test_a_streamed_split_reads_the_rows_of_each_piece_in_order(tmp_path):
     frame = table(n=500)
-    path = as_parquet(tmp_path, frame, row_group_size=37)  # pieces of 37 rows, chunks of >= 100
+    path = as_parquet(tmp_path, frame, row_group_size=37)  # pieces of 37 rows, joined and cut into chunks
     data = TablePoints(path, ["x1", "x2", "x3"], "y", chunk_rows=100)
     data.setup("fit")
     chunks = list(data.measured_splits(torch.device("cpu"))["train"].chunks())
-    assert [len(y) for _, y in chunks] == [111, 111, 111, 111, 56]
+    assert [len(y) for _, y in chunks] == [100, 100, 100, 100, 100]
     assert torch.equal(torch.cat([y for _, y in chunks]), torch.tensor(frame["y"].to_numpy()))
+    # Every chunk kept while the next ones were read: none was written over by a later chunk's rows.
+    assert torch.equal(torch.cat([x for x, _ in chunks]), torch.tensor(frame[["x1", "x2", "x3"]].to_numpy()))
+
+
+def test_a_pass_reuses_the_block_of_a_chunk_let_go():
+    blocks = Blocks()
+    kept = torch.from_numpy(blocks.empty((3, 5))).T  # a view, as a chunk's x is
+    other = blocks.empty((3, 5))
+    assert not np.shares_memory(other, kept.numpy())  # still viewed: not handed out again
+    address = kept.data_ptr()
+    del kept
+    assert blocks.empty((3, 5)).__array_interface__["data"][0] == address  # let go: handed out again
 
 
 @pytest.mark.slow
