@@ -152,11 +152,16 @@ class ArrowFile(Source):
     path: Path = field(default_factory=Path)
     format: str = "parquet"
 
-    def _dataset(self):
+    def _dataset(self, mapped: bool = False):
+        """The file(s) as a pyarrow dataset; ``mapped``: read through a memory map, which spares a
+        pass over a table a copy out of the page cache (a tenth of the time streaming takes to
+        decode a Parquet file already in it)."""
         import pyarrow.dataset as ds
+        from pyarrow.fs import LocalFileSystem
 
+        files = LocalFileSystem(use_mmap=True) if mapped else None
         try:
-            return ds.dataset(self.path, format=self.format)
+            return ds.dataset(self.path, format=self.format, filesystem=files)
         except (pa.ArrowInvalid, OSError) as error:
             raise TableError(f"{self.name} cannot be read as {self.format}: {' '.join(str(error).split())}") from None
 

@@ -127,12 +127,15 @@ def worker_stream_library(directory: str, chunk_rows: str, options: str = "defau
     import pyarrow.dataset as ds
     import torch
 
-    settings = {}
-    if options == "gd_torch":
+    settings, files = {}, None
+    if options == "gd_torch":  # as gd_torch.streams reads: page by page, through a memory map
+        from pyarrow.fs import LocalFileSystem
+
         from gd_torch.streams import READ_OPTIONS
 
         settings = {**READ_OPTIONS, "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False)}
-    dataset = ds.dataset(directory, format="parquet")
+        files = LocalFileSystem(use_mmap=True)
+    dataset = ds.dataset(directory, format="parquet", filesystem=files)
     for _ in range(2):
         rows = 0
         for batch in dataset.to_batches(columns=COLUMNS, batch_size=int(chunk_rows), **settings):
