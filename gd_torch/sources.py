@@ -182,10 +182,10 @@ class ArrowFile(Source):
             return
         import pyarrow.parquet as pq
 
-        # File by file, page by page, through a memory map: the dataset scanner would read sixteen
-        # batches ahead, and pre-buffering whole row groups, which the table is copied out of anyway.
+        # File by file, page by page: the dataset scanner would read sixteen batches ahead, and
+        # pre-buffering whole row groups, which the table is copied out of anyway.
         for fragment in dataset.get_fragments():
-            with pq.ParquetFile(fragment.path, pre_buffer=False, memory_map=True) as file:
+            with pq.ParquetFile(fragment.path, pre_buffer=False) as file:
                 for batch in file.iter_batches(batch_size=BATCH, columns=names):
                     yield pa.Table.from_batches([batch])
 
