@@ -183,7 +183,9 @@ class ArrowFile(Source):
         import pyarrow.parquet as pq
 
         # File by file, page by page: the dataset scanner would read sixteen batches ahead, and
-        # pre-buffering whole row groups, which the table is copied out of anyway.
+        # pre-buffering whole row groups, which the table is copied out of anyway. Not through a
+        # memory map: a file read whole stays mapped, and its pages would count as the process's
+        # memory (measured: 907 MiB above the libraries for a 10M-row table, against 580 MiB).
         for fragment in dataset.get_fragments():
             with pq.ParquetFile(fragment.path, pre_buffer=False) as file:
                 for batch in file.iter_batches(batch_size=BATCH, columns=names):
