@@ -3,6 +3,7 @@
     python scripts/table_benchmark.py                  # the full table (about ten minutes on 2 CPU cores)
     python scripts/table_benchmark.py --quick          # small sizes: checks that it runs
     python scripts/table_benchmark.py --output docs/performance.md   # appended to the file
+    python scripts/table_benchmark.py --rows 0 --stream-rows 30000000   # streaming only (scripts/cuda_check.sh)
 
 Two measurements, each as whole processes, gd_torch's and the library's taking turns, ``--repeats``
 times (medians; peak memory is the largest ``ru_maxrss`` of the process):
@@ -18,7 +19,8 @@ times (medians; peak memory is the largest ``ru_maxrss`` of the process):
    per second of an epoch (one step: every row read, its gradient summed), after a first epoch that
    warms the page cache. The library: ``pyarrow.dataset`` reading the same files in batches of the
    same size, each column to a tensor, rows per second of its second pass; with pyarrow's defaults
-   (the target: 0.7x its rate), and with the read options gd_torch uses (shown beside it).
+   (the target: 0.7x its rate), and with the read options gd_torch uses (shown beside it). On a
+   machine with CUDA gd_torch's run trains on the GPU, its chunks copied from pinned memory.
 """
 
 import argparse
@@ -215,49 +217,59 @@ def verdict(ratio: float, target: float, at_most: bool = True) -> str:
 
 
 def tables(rows: int, stream_rows: int, chunk_rows: int, repeats: int) -> list[str]:
-    data_mib = rows * len(COLUMNS) * 4 / 2**20
-    stream_mib = stream_rows * len(COLUMNS) * 4 / 2**20
     with tempfile.TemporaryDirectory() as directory:
         paths = write_tables(Path(directory), rows, stream_rows, min(chunk_rows, 1_000_000))
-        ((_, bare),) = measured([("bare",)], repeats)
-        lines = [
-            f"A table of {rows:,} rows ({FEATURES} float32 features and y: {data_mib:,.0f} MiB as float32;"
-            f" CSV {paths['csv'].stat().st_size / 2**20:,.0f} MiB), from process start to the first step."
-            f" Memory above a bare process that imported the same libraries ({bare:,.0f} MiB):",
-            "",
-            "| file | gd_torch | pyarrow + torch.from_numpy + import lightning | gd_torch / library | target |"
-            " gd_torch memory | / float32 data | target |",
-            "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
-        ]
-        for kind in ("csv", "parquet"):
-            path = str(paths[kind])
-            (ours, ours_peak), (library, _) = measured([("gd_torch", path, "1"), ("library", path)], repeats)
-            above = ours_peak - bare
-            lines.append(
-                f"| {kind} | {ours:.1f} s | {library:.1f} s | {ours / library:.2f}x | {verdict(ours / library, 1.5)} |"
-                f" {above:,.0f} MiB | {above / data_mib:.2f}x | {verdict(above / data_mib, 2.0)} |"
-            )
-        shards = str(paths["shards"])
-        flags = (f"--data.init_args.chunk_rows={chunk_rows}", "--curvature.enabled=false")
-        (ours, ours_peak), (library, library_peak), (same, same_peak) = rates(
-            [("gd_torch", shards, "3", *flags), ("stream-library", shards, str(chunk_rows)),
-             ("stream-library", shards, str(chunk_rows), "gd_torch")], stream_rows, repeats,
-        )  # fmt: skip
-        lines += [
-            "",
-            f"A directory of Parquet shards, {stream_rows:,} rows ({stream_mib:,.0f} MiB as float32), streamed"
-            f" in chunks of {chunk_rows:,} rows (full batch: one step a pass), page cache warm:",
-            "",
-            "| run | rows per second | / library | target | peak memory | data / peak memory |",
-            "| --- | ---: | ---: | --- | ---: | ---: |",
-            f"| gd_torch, chunk_rows {chunk_rows:,} | {ours:,.0f} | {ours / library:.2f}x |"
-            f" {verdict(ours / library, 0.7, at_most=False)} | {ours_peak:,.0f} MiB | {stream_mib / ours_peak:.1f}x |",
-            f"| pyarrow.dataset alone, batches of {chunk_rows:,} | {library:,.0f} | 1.00x | | {library_peak:,.0f} MiB |"
-            f" {stream_mib / library_peak:.1f}x |",
-            f"| the same with gd_torch's read options | {same:,.0f} | {same / library:.2f}x | gd_torch / this:"
-            f" {ours / same:.2f}x | {same_peak:,.0f} MiB | {stream_mib / same_peak:.1f}x |",
-        ]
-    return lines
+        lines = start_table(paths, rows, repeats) if rows else []
+        return lines + stream_table(paths, stream_rows, chunk_rows, repeats)
+
+
+def start_table(paths: dict[str, Path], rows: int, repeats: int) -> list[str]:
+    data_mib = rows * len(COLUMNS) * 4 / 2**20
+    ((_, bare),) = measured([("bare",)], repeats)
+    lines = [
+        f"A table of {rows:,} rows ({FEATURES} float32 features and y: {data_mib:,.0f} MiB as float32;"
+        f" CSV {paths['csv'].stat().st_size / 2**20:,.0f} MiB), from process start to the first step."
+        f" Memory above a bare process that imported the same libraries ({bare:,.0f} MiB):",
+        "",
+        "| file | gd_torch | pyarrow + torch.from_numpy + import lightning | gd_torch / library | target |"
+        " gd_torch memory | / float32 data | target |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for kind in ("csv", "parquet"):
+        path = str(paths[kind])
+        (ours, ours_peak), (library, _) = measured([("gd_torch", path, "1"), ("library", path)], repeats)
+        above = ours_peak - bare
+        lines.append(
+            f"| {kind} | {ours:.1f} s | {library:.1f} s | {ours / library:.2f}x | {verdict(ours / library, 1.5)} |"
+            f" {above:,.0f} MiB | {above / data_mib:.2f}x | {verdict(above / data_mib, 2.0)} |"
+        )
+    return [*lines, ""]
+
+
+def stream_table(paths: dict[str, Path], stream_rows: int, chunk_rows: int, repeats: int) -> list[str]:
+    import torch
+
+    stream_mib = stream_rows * len(COLUMNS) * 4 / 2**20
+    shards = str(paths["shards"])
+    flags = (f"--data.init_args.chunk_rows={chunk_rows}", "--curvature.enabled=false")
+    (ours, ours_peak), (library, library_peak), (same, same_peak) = rates(
+        [("gd_torch", shards, "3", *flags), ("stream-library", shards, str(chunk_rows)),
+         ("stream-library", shards, str(chunk_rows), "gd_torch")], stream_rows, repeats,
+    )  # fmt: skip
+    device = "a GPU (chunks through pinned memory)" if torch.cuda.is_available() else "the CPU"
+    return [
+        f"A directory of Parquet shards, {stream_rows:,} rows ({stream_mib:,.0f} MiB as float32), streamed"
+        f" in chunks of {chunk_rows:,} rows to {device} (full batch: one step a pass), page cache warm:",
+        "",
+        "| run | rows per second | / library | target | peak memory | data / peak memory |",
+        "| --- | ---: | ---: | --- | ---: | ---: |",
+        f"| gd_torch, chunk_rows {chunk_rows:,} | {ours:,.0f} | {ours / library:.2f}x |"
+        f" {verdict(ours / library, 0.7, at_most=False)} | {ours_peak:,.0f} MiB | {stream_mib / ours_peak:.1f}x |",
+        f"| pyarrow.dataset alone, batches of {chunk_rows:,} | {library:,.0f} | 1.00x | | {library_peak:,.0f} MiB |"
+        f" {stream_mib / library_peak:.1f}x |",
+        f"| the same with gd_torch's read options | {same:,.0f} | {same / library:.2f}x | gd_torch / this:"
+        f" {ours / same:.2f}x | {same_peak:,.0f} MiB | {stream_mib / same_peak:.1f}x |",
+    ]
 
 
 def header() -> str:
@@ -265,8 +277,9 @@ def header() -> str:
     import pyarrow
     import torch
 
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (
-        f"Measured {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores"
+        f"Measured {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores{gpu}"
         f" ({platform.platform()}); Python {platform.python_version()}, torch {torch.__version__},"
         f" lightning {lightning.__version__}, pyarrow {pyarrow.__version__}."
     )
@@ -283,7 +296,7 @@ def main() -> None:
         measure_rate_once(*sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=int, default=10_000_000, help="the start's table; 0: streaming only")
     parser.add_argument("--stream-rows", type=int, default=100_000_000)
     parser.add_argument("--chunk-rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)

@@ -72,6 +72,27 @@ def test_a_streamed_full_batch_run_is_the_in_memory_run_and_numpys(tmp_path):
     )
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("batch_size", ["null", "64"])
+def test_a_streamed_run_on_cuda_is_the_cpu_run(tmp_path, batch_size):
+    """Chunks copied to the GPU from pinned memory without waiting, standardized there: the run the CPU
+    makes, for full batch and for shuffled mini-batches."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    path = as_parquet(tmp_path, table())
+    flags = ("--data.init_args.x=[x1, x2, x3, color]", "--data.init_args.categorical=[color]",
+             "--data.init_args.standardize=true", "--data.init_args.val_fraction=0.2",
+             "--data.init_args.chunk_rows=300", f"--data.init_args.batch_size={batch_size}")  # fmt: skip
+    gpu = fit(tmp_path / "gpu", path, *flags, "--trainer.accelerator=cuda")
+    cpu = fit(tmp_path / "cpu", path, *flags, "--trainer.accelerator=cpu")
+    assert gpu.exit_code == cpu.exit_code == 0
+    assert gpu.summary["device"] == "cuda:0" and cpu.summary["device"] == "cpu"
+    for tag in ("train/loss", "val/loss"):
+        assert [s for s, _ in gpu.history[tag]] == [s for s, _ in cpu.history[tag]]
+        assert [v for _, v in gpu.history[tag]] == pytest.approx([v for _, v in cpu.history[tag]], rel=1e-5)
+    assert gpu.summary["params"]["weight"] == pytest.approx(cpu.summary["params"]["weight"], rel=1e-5, abs=1e-6)
+
+
 def test_split_statistics_categories_and_measurements_are_the_in_memory_ones(tmp_path, capsys):
     frame = table()
     frame.loc[[5, 300, 777], "x2"] = np.nan  # dropped: the split is over the rows kept, as in memory
