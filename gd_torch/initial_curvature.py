@@ -14,11 +14,12 @@ from typing import Literal
 
 import lightning.pytorch as pl
 
-from gd_torch.curvature import DENSE_UP_TO, Stability, learnable_values, stable_learning_rate
+from gd_torch.curvature import DENSE_UP_TO, learnable_values
 from gd_torch.dashboard import Dashboard
 from gd_torch.errors import ConfigError
 from gd_torch.sharpness import Sharpness
 from gd_torch.splits import Resident, splits_of
+from gd_torch.stability import Stability, stable_learning_rate
 from gd_torch.step_curvature import points_per_step, step_spectrum
 
 # Learnable values x points x Lanczos steps computed without asking: about a second on two CPU cores

@@ -11,11 +11,11 @@ from torch.func import functional_call
 
 from gd_torch.adapters.jsonargparse import optimizer_class_and_settings
 from gd_torch.adapters.lightning import is_attached
-from gd_torch.curvature import Optimizer, Stability
 from gd_torch.loss import REDUCTIONS, Reduction, batch_loss, divisor, squared_error
 from gd_torch.models import Predictor, evaluating, predict
 from gd_torch.schema import Schema
 from gd_torch.splits import Split
+from gd_torch.stability import Optimizer, Stability
 
 # Rows differentiated at once in a streamed step: a chunk is cut into parts of this many, so what the
 # model holds for backward (its activations) stays this size whatever chunk_rows is. Measured with

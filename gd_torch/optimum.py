@@ -1,5 +1,5 @@
 """Where gradient descent on a Line converges: the least-squares values of its learnable parameters,
-the frozen ones held. (Which learning rates converge, for any model, is gd_torch.curvature's.)
+the frozen ones held. (Which learning rates converge, for any model, is gd_torch.stability's.)
 """
 
 from collections.abc import Iterable

@@ -12,10 +12,10 @@ import time
 import lightning.pytorch as pl
 import torch
 
-from gd_torch.curvature import stability_limit
 from gd_torch.fanout import log_rows, loggers_of
 from gd_torch.module import GradientDescent
 from gd_torch.splits import Resident, splits_of
+from gd_torch.stability import stability_limit
 from gd_torch.step_curvature import points_per_step, shares_out, step_spectrum
 from gd_torch.stopping import completed_step
 

@@ -114,7 +114,7 @@ class Divergence(StopRule):
     def _message(step: int, loss: str, trainer, pl_module) -> str:
         """Where it blew up and, when the curvature is known, the learning rate that would not have."""
         message = f"training diverged at step {step}: loss = {loss}."
-        stability = getattr(pl_module, "stability", None)  # gd_torch.curvature.Stability, from setup
+        stability = getattr(pl_module, "stability", None)  # gd_torch.stability.Stability, from setup
         bound = stability.stable_learning_rate if stability is not None else None
         if bound is None:
             return message

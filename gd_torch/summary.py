@@ -13,12 +13,12 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_torch.adapters.loggers import is_mlflow, tracking_uri
-from gd_torch.curvature import predicted_steps
 from gd_torch.files import write_atomically
 from gd_torch.history import InMemoryLogger
 from gd_torch.models import in_data_units
 from gd_torch.outcome import Outcome, nothing_trained, outcome_of
 from gd_torch.rundir import run_directory
+from gd_torch.stability import predicted_steps
 from gd_torch.stopping import Convergence
 
 
@@ -67,7 +67,7 @@ class RunSummary(pl.Callback):
         if trainer.is_global_zero:
             processes = f", {trainer.world_size} processes" if trainer.world_size > 1 else ""
             print(f"Training on {_device_name(pl_module.device)}{processes}", flush=True)
-            stability = getattr(pl_module, "stability", None)  # gd_torch.curvature.Stability
+            stability = getattr(pl_module, "stability", None)  # gd_torch.stability.Stability
             if stability is not None:
                 print(stability.line(), flush=True)
 

@@ -11,9 +11,10 @@ import torch
 from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from gd_torch.curvature import LossOfParameters, Optimizer, contraction, lanczos_top, spectrum, stable_learning_rate
+from gd_torch.curvature import LossOfParameters, lanczos_top, spectrum
 from gd_torch.data import CSVPoints
 from gd_torch.models import MLP
+from gd_torch.stability import Optimizer, contraction, stable_learning_rate
 
 from conftest import REPO, assert_clean_error, read_events
 
