@@ -38,6 +38,16 @@ FLOAT64_UP_TO = 1 << 20  # learnable values: above this many, Lanczos runs in th
 SINGULAR = 64 * torch.finfo(torch.float64).eps  # an eigenvalue this small relative to the largest is zero
 
 
+Computed = torch.Tensor | tuple[torch.Tensor, ...]
+# How a spectrum computes what it sums over the points: on one process as it is; under DDP each process
+# computes on its own points and the results are summed (gd_torch.step_curvature.summed_over).
+Summed = Callable[[Callable[[], Computed]], Computed]
+
+
+def _here(compute: Callable[[], Computed]) -> Computed:
+    return compute()
+
+
 @dataclass
 class Spectrum:
     """The loss Hessian's extreme eigenvalues at some parameters. ``min_eigenvalue``, ``hessian`` and
@@ -125,9 +135,7 @@ class LossOfParameters:
         for x, y in self.chunks(CHUNK):
             leaf, gradient = self._gradient(flat, x, y)
             for i in range(self.size):  # row i: the gradient of the gradient's i-th entry
-                (row,) = torch.autograd.grad(gradient[i], leaf, retain_graph=True, allow_unused=True)
-                if row is not None:
-                    total_h[i] += row
+                total_h[i] += _second_derivative(gradient[i], leaf, gradient, retain_graph=True)
             total_g += gradient.detach()
         return total_h, total_g
 
@@ -135,10 +143,28 @@ class LossOfParameters:
         total = torch.zeros_like(flat)
         for x, y in self.chunks(CHUNK):
             leaf, gradient = self._gradient(flat, x, y)
-            (product,) = torch.autograd.grad(gradient @ vector, leaf, allow_unused=True)
-            if product is not None:  # None: the loss is linear in the parameters along every direction
-                total += product
+            total += _second_derivative(gradient @ vector, leaf, gradient)
         return total
+
+
+def _second_derivative(
+    output: torch.Tensor, leaf: torch.Tensor, gradient: torch.Tensor, retain_graph: bool = False
+) -> torch.Tensor:
+    """The derivative of (an entry or a product of) the gradient with respect to the parameters.
+
+    Autograd has none when the gradient does not depend on the parameters. For a squared error that
+    means a zero gradient too (its Hessian holds the gradient's own outer product); a gradient that
+    is not zero and has no derivative went through an operation autograd differentiates only once
+    (``once_differentiable``, some custom kernels), and its Hessian is not zero but unknown."""
+    (derivative,) = torch.autograd.grad(output, leaf, retain_graph=retain_graph, allow_unused=True)
+    if derivative is not None:
+        return derivative
+    if bool((gradient.detach() != 0).any()):
+        raise RuntimeError(
+            "the model's gradient cannot be differentiated again (an operation of the model is differentiated"
+            " only once by autograd)"
+        )
+    return torch.zeros_like(leaf)
 
 
 def spectrum(
@@ -150,14 +176,14 @@ def spectrum(
     check_quadratic: bool = True,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
-    summed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    summed: Summed | None = None,
 ) -> Spectrum:
     """The eigenvalues of the Hessian of the points' (x, y) squared errors over ``divisor`` (the loss of
     one step: gd_torch.step_curvature), at the model's current parameters.
 
-    With ``summed`` (``trainer.strategy.reduce(t, reduce_op="sum")``), (x, y) is this process's share of
-    the points: every Hessian (or Hessian-vector product) is summed over the processes, so each
-    computes on its own points and all of them get the same values.
+    With ``summed`` (gd_torch.step_curvature's sum over the processes), (x, y) is this process's share
+    of the points: every Hessian (or Hessian-vector product) is computed through it and summed over
+    the processes, so each computes on its own points and all of them get the same values.
 
     The model is taken in eval mode (no dropout drawn: the same value every time, and the run's random
     streams untouched; batch norm on its running statistics), as the loss the run reports. ``start``
@@ -166,9 +192,7 @@ def spectrum(
     see whether it is constant (a model linear in its parameters).
     """
     with in_eval_mode(model):
-        return _spectrum(
-            model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed or (lambda t: t)
-        )
+        return _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed or _here)
 
 
 def learnable_values(model: nn.Module) -> int:
@@ -185,14 +209,6 @@ def loss_of_parameters(model: nn.Module, x: torch.Tensor, y: torch.Tensor, divis
     return LossOfParameters(model, x, y, divisor, dtype)
 
 
-def try_one_product(model: nn.Module, x: torch.Tensor, y: torch.Tensor, divisor: float) -> None:
-    """One Hessian-vector product of the loss over (x, y), as :func:`spectrum` computes them (eval mode,
-    its dtype), for what it raises: a model autograd cannot differentiate twice, points it cannot take."""
-    with in_eval_mode(model):
-        loss = loss_of_parameters(model, x, y, divisor)
-        loss.hessian_vector_product(loss.start, torch.ones_like(loss.start))
-
-
 def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_iterations, summed) -> Spectrum:
     loss = loss_of_parameters(model, x, y, divisor)
     dtype = loss.dtype
@@ -204,11 +220,11 @@ def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_itera
             start = torch.randn(loss.size, generator=generator, dtype=torch.float64)
 
         def product(vector: torch.Tensor) -> torch.Tensor:
-            return summed(loss.hessian_vector_product(loss.start, vector))
+            return summed(lambda: loss.hessian_vector_product(loss.start, vector))
 
         top, direction = lanczos_top(product, start.to(loss.start), tolerance, max_iterations)
         return Spectrum(top, direction=direction)
-    matrix, gradient = (summed(t) for t in loss.hessian_and_gradient(loss.start))
+    matrix, gradient = summed(lambda: loss.hessian_and_gradient(loss.start))
     eigenvalues, vectors = torch.linalg.eigh(matrix)
     quadratic = False
     if check_quadratic:
@@ -221,8 +237,9 @@ def _spectrum(model, x, y, divisor, start, check_quadratic, tolerance, max_itera
         shift = torch.randn(loss.size, generator=generator, dtype=torch.float64).to(matrix.device)
         # Both on the sample, always: under DDP every process must make the same collective calls, and
         # shards one point apart in size may fall on either side of a stride.
-        here = summed(sample.hessian_and_gradient(sample.start)[0])
-        elsewhere = summed(sample.hessian_and_gradient(sample.start + shift * (sample.start.abs().max() + 1))[0])
+        away = sample.start + shift * (sample.start.abs().max() + 1)
+        here = summed(lambda: sample.hessian_and_gradient(sample.start)[0])
+        elsewhere = summed(lambda: sample.hessian_and_gradient(away)[0])
         scale = here.abs().max().clamp(min=1e-300)
         quadratic = bool(((elsewhere - here).abs().max() <= 1e-8 * scale).item())
     return Spectrum(

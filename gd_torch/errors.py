@@ -9,3 +9,8 @@ class ConfigError(Exception):
 def one_line(message: str) -> str:
     """A message on one line, whitespace collapsed (library messages span several)."""
     return " ".join(message.split())
+
+
+def named(error: BaseException) -> str:
+    """An exception as one line with its type: ``RuntimeError: ...``."""
+    return one_line(f"{type(error).__name__}: {error}")

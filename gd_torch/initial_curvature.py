@@ -16,11 +16,11 @@ import lightning.pytorch as pl
 
 from gd_torch.curvature import DENSE_UP_TO, learnable_values
 from gd_torch.dashboard import Dashboard
-from gd_torch.errors import ConfigError
+from gd_torch.errors import ConfigError, named
 from gd_torch.sharpness import Sharpness
 from gd_torch.splits import Resident, splits_of
 from gd_torch.stability import Stability, stable_learning_rate
-from gd_torch.step_curvature import points_per_step, step_spectrum
+from gd_torch.step_curvature import FailedElsewhere, points_per_step, step_spectrum
 
 # Learnable values x points x Lanczos steps computed without asking: about a second on two CPU cores
 # (docs/performance.md); a GPU does ~100 times as much in that time.
@@ -115,9 +115,11 @@ class Curvature(pl.Callback):
             found, scale = step_spectrum(
                 trainer, pl_module, split, step, limit, tolerance=self.tolerance, max_iterations=self.max_iterations
             )
-        except Exception as error:  # a model autograd cannot differentiate twice: no report
+        except Exception as error:  # a model autograd cannot differentiate twice: no report, one line
             if auto:
                 raise ValueError(f"learning_rate: auto: the loss Hessian cannot be computed: {error}") from error
+            reason = str(error) if isinstance(error, FailedElsewhere) else named(error)
+            say(trainer, f"Curvature skipped: the loss Hessian cannot be computed: {reason}")
             return None
         if auto:
             bound = stable_learning_rate(found.max_eigenvalue, optimizer)

@@ -15,6 +15,8 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from gd_torch.errors import named
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 CHUNK = 1 << 20  # rows per chunk of a split held on the device
 SPLITS = ("train", "val", "test")
@@ -146,7 +148,7 @@ def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | Non
     try:
         loader = hook()
     except Exception as error:  # the user's own hook: said, not raised over the run
-        print(f"note: the {split} split is left out: {split}_dataloader() raised {one_line(error)}", file=sys.stderr)
+        print(f"note: the {split} split is left out: {split}_dataloader() raised {named(error)}", file=sys.stderr)
         return None
     if isinstance(loader, list | tuple):
         loader = loader[0] if len(loader) == 1 else None
@@ -178,7 +180,3 @@ def set_up_once(datamodule: pl.LightningDataModule, stage: str) -> None:
             original(stage)
 
     datamodule.setup = setup
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())

@@ -10,11 +10,14 @@ DataModule's loader without a batch size) has no honest bound, and none is given
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
+import torch
 
-from gd_torch.curvature import Spectrum, spectrum, try_one_product
+from gd_torch.curvature import Computed, Spectrum, Summed, spectrum
+from gd_torch.errors import named
 from gd_torch.loss import Reduction
 from gd_torch.splits import Loaded, Resident, Split
 
@@ -108,22 +111,37 @@ def step_spectrum(
     if shares_out(trainer, train):
         rank, world = trainer.global_rank, trainer.world_size
         x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
-        agree_it_can_be_computed(trainer, module, x, y, scale.divisor(targets))
-        summed = lambda t: trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
+        summed = summed_over(trainer)
     return spectrum(module.model, x, y, scale.divisor(targets), summed=summed, **options), scale
 
 
-def agree_it_can_be_computed(trainer: pl.Trainer, module: pl.LightningModule, x, y, divisor: float) -> None:
-    """Before the processes sum their products, each tries one on its own shard and they agree: if it
-    fails on any (a model autograd cannot differentiate twice, a shard it cannot take), every process
-    raises, rather than one giving up while the others wait for it in the sum."""
-    try:
-        try_one_product(module.model, x, y, divisor)
-        failure = None
-    except Exception as error:
-        failure = error
-    if trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
-        raise failure or RuntimeError("the loss Hessian cannot be computed on another process")
+class FailedElsewhere(RuntimeError):
+    """The curvature failed on another process: what that one raised, in its words."""
+
+
+def summed_over(trainer: pl.Trainer) -> Summed:
+    """What each process computes on its own points, summed over the processes once they agree that
+    every one of them computed it: if it fails on any (a model autograd cannot differentiate twice, a
+    shard it cannot take, memory that runs out at Lanczos's fortieth product), every process raises,
+    rather than one giving up while the others wait for it in the sum."""
+
+    def summed(compute: Callable[[], Computed]) -> Computed:
+        try:
+            local, failure = compute(), None
+        except Exception as error:  # said below, on every process
+            local, failure = None, error
+        if trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
+            said: list[str | None] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(said, named(failure) if failure else None)
+            if failure:
+                raise failure
+            rank, line = next((rank, line) for rank, line in enumerate(said) if line)
+            raise FailedElsewhere(f"{line} (on process {rank})")
+        if isinstance(local, tuple):
+            return tuple(trainer.strategy.reduce(t, reduce_op="sum") for t in local)
+        return trainer.strategy.reduce(local, reduce_op="sum")
+
+    return summed
 
 
 def shares_out(trainer: pl.Trainer, train: Split) -> bool:

@@ -82,6 +82,41 @@ def test_auto_with_an_optimizer_without_a_bound_is_refused(train):
     assert_clean_error(run, "model.learning_rate", "auto", "plain SGD")
 
 
+class OnceDifferentiable(torch.nn.Module):
+    """The article's line through an operation autograd differentiates once only (its gradient is
+    computed outside autograd's graph), as some custom kernels are."""
+
+    class Shift(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return 2 * x + b
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad):
+            return 2 * grad, grad.sum()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        return self.Shift.apply(x, self.b)
+
+
+def test_a_model_whose_hessian_cannot_be_computed_trains_and_says_so_in_one_line(train):
+    run = train("--model.model=test_curvature.OnceDifferentiable")
+    assert run.exit_code == 0, run.stderr
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("Curvature skipped")]
+    # Not a Hessian of zeros (autograd has no second derivative to give, and said none before).
+    assert line == (
+        "Curvature skipped: the loss Hessian cannot be computed: RuntimeError: the model's gradient cannot be"
+        " differentiated again (an operation of the model is differentiated only once by autograd)"
+    )
+    assert "curvature" not in run.summary and "Stable for" not in run.stdout
+    assert run.summary["params"]["b"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)  # the article's descent
+
+
 def test_a_users_parabola_gets_its_bound_in_the_divergence_message(train):
     """y = a x^2 + c with the mean: H = (2/N) [[sum x^4, sum x^2], [sum x^2, N]], constant."""
     x = np.array([-1, -0.5, 0, 0.5, 1])

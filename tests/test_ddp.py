@@ -216,15 +216,19 @@ class FailsOnOneProcess(nn.Module):
 
 
 class NoCurvatureOnOneProcess(nn.Module):
-    """The article's line; on the second process alone, the curvature's forward (in float64) raises."""
+    """The article's line; on the second process alone, the curvature's second forward (in float64)
+    raises: the first of its sums went through on both processes, the next one fails on one."""
 
     def __init__(self) -> None:
         super().__init__()
         self.b = nn.Parameter(torch.tensor(10.0))
+        self.curvature_calls = 0
 
     def forward(self, x):
-        if x.dtype == torch.float64 and on_rank_one():
-            raise RuntimeError("no curvature on rank 1")
+        if x.dtype == torch.float64:
+            self.curvature_calls += 1
+            if self.curvature_calls == 2 and on_rank_one():
+                raise RuntimeError("no curvature on rank 1")
         return 2 * x + self.b
 '''
 
@@ -234,7 +238,8 @@ def test_a_failure_on_one_process_does_not_leave_the_other_waiting(tmp_path, mod
     """What only one process meets must not leave the other in a collective it never joins (before, both
     runs hung until killed): a model failing on rank 1 mid-run ends the run as failed, its summary
     written by rank 0 (the run directory was found at the set-up, not in the exception's path); a
-    curvature rank 1 cannot compute is skipped on both (they agree first), and the run trains."""
+    curvature rank 1 cannot compute part-way is skipped on both (they agree before every sum), and the
+    run trains."""
     (tmp_path / "usermodels.py").write_text(ONE_PROCESS_FAILS)
     argv = command("--config", str(ARTICLE), f"--model.model=usermodels.{model}", "--trainer.strategy=ddp",
                    "--trainer.devices=2", "--trainer.accelerator=cpu", save_dir=tmp_path / "runs")  # fmt: skip
@@ -249,4 +254,7 @@ def test_a_failure_on_one_process_does_not_leave_the_other_waiting(tmp_path, mod
         assert done.returncode == 0, done.stderr[-2000:]
         assert summary["stop_reason"] == "max_steps" and "curvature" not in summary
         assert "Stable for" not in done.stdout
+        said = "the loss Hessian cannot be computed: RuntimeError: no curvature on rank 1 (on process 1)"
+        line = f"Curvature skipped: {said}\n"
+        assert done.stdout.count("Curvature skipped") == 1 and line in done.stdout
         assert summary["params"]["b"] == pytest.approx(1 + 9 * 0.9**30, rel=1e-5)
