@@ -109,8 +109,9 @@ def block_of(
     """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
     each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
     is dropped from ``columns`` once it is copied, so a table read whole is not held twice.
-    ``empty(shape)`` gives the block to copy into (a fresh one when not given)."""
-    rows_of_one = _rows_of_one_block(columns) if rows is None else None
+    ``empty(shape)`` gives the block to copy into: the block is then always a copy, the caller's to
+    write in place (without it, a fresh one, or columns that already are one block taken as they are)."""
+    rows_of_one = _rows_of_one_block(columns) if rows is None and empty is None else None
     if rows_of_one is not None:  # already a block, read so (gd_torch.tables): taken as it is
         columns.clear()
         return rows_of_one

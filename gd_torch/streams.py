@@ -10,8 +10,9 @@ says, standardized, and moved to the device (through pinned memory on CUDA).
 
 A Parquet row group (or ``chunk_rows`` rows of a .npy) is a *piece*: the unit of sharding (each
 process streams its own contiguous pieces) and of shuffling (mini-batches take the pieces in a seeded
-order, through a shuffle buffer). What stays in memory: the chunk being used, the next one being
-read (at least one row group each), and one byte a row for the split.
+order, through a shuffle buffer). What stays in memory: the float32 blocks of three chunks (the one
+being used, the one read ahead, the one being filled: :class:`Blocks`), what pyarrow's scan holds
+ahead (batches of ``READ_ROWS`` rows, whatever ``chunk_rows`` is), and one byte a row for the split.
 """
 
 import sys
@@ -33,11 +34,12 @@ from gd_torch.tables import NAMED, Missing, Table, bad_cells, check_column, desc
 Batch = tuple[torch.Tensor, torch.Tensor]
 CODES = {"train": 0, "val": 1, "test": 2}
 
-# How a pass reads Parquet (each measured on 100M rows of shards, 2 cores, page cache warm): four
-# batches and two files ahead (pyarrow's defaults, sixteen and four, held more memory for no more rows
-# a second); row groups read page by page (pre-buffering a whole row group first was slower and held
-# twice the memory); batches of 131,072 rows, joined into chunks (whole chunks as Arrow batches held
-# 100 MiB more). Not done: handing Arrow's freed memory back to the system after each batch (30 MiB
+# How a pass reads Parquet (each measured on 30M rows of shards, 2 cores, page cache warm): through a
+# memory map (ArrowFile._dataset(mapped=True): no copy out of the page cache, a tenth of the decoding's
+# CPU time); four batches and two files ahead (pyarrow's defaults, sixteen and four, held more memory
+# for no more rows a second); row groups read page by page (pre-buffering a whole row group first was
+# slower and held more); batches of 131,072 rows, joined into chunks (whole chunks as Arrow batches
+# held 100 MiB more). Not done: handing Arrow's freed memory back to the system after each batch (30 MiB
 # saved, a third of the rate lost: the next batch's pages were then mapped afresh).
 READ_ROWS = 1 << 17
 READ_OPTIONS = {"batch_readahead": 4, "fragment_readahead": 2}
