@@ -77,7 +77,8 @@ class Run:
     """A finished run, as ``fit`` returns it.
 
     Attributes:
-        exit_code: What the command would exit with: 0 trained, 1 diverged or failed, 130 interrupted.
+        exit_code: What the command would exit with: 0 trained, 1 diverged or failed, 130 interrupted (143
+            terminated, 129 hung up).
         run_dir: The run directory (``config.yaml``, ``summary.json``, checkpoints, pictures).
         summary: ``summary.json`` as a dict (steps, params, final_loss, metrics, curvature, stop_reason, ...).
         model: The trained model as ``load_run`` gives it (raw x in, one prediction per point out, on

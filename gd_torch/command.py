@@ -2,8 +2,9 @@
 
 ``main`` parses and checks the command line (:mod:`gd_torch.cli`), trains, and returns the exit code:
 0 trained, 1 training failed (or diverged), 2 the config or the data is invalid (nothing trained, no
-run directory), 130 interrupted by Ctrl-C, 143 terminated. ``run`` is the same in a process of its
-own, with the signal handlers of :mod:`gd_torch.signals` from its first line.
+run directory), 130 interrupted by Ctrl-C, 143 terminated, 129 hung up (the terminal closed). ``run``
+is the same in a process of its own, with the signal handlers of :mod:`gd_torch.signals` from its
+first line.
 """
 
 import gc
@@ -28,6 +29,7 @@ from gd_torch.outcome import (
     outcome_of,
 )
 from gd_torch.quiet import held_back_until_valid, silence_inapplicable_warnings
+from gd_torch.signals import WORDS
 
 
 def run() -> int:
@@ -113,7 +115,7 @@ def say_how_it_ended(trainer: Trainer, outcome: Outcome) -> None:
     """The divergence's error line, or the command that resumes an interrupted run."""
     if outcome.reason == "diverged":
         print(f"error: {outcome.message}", file=sys.stderr)
-    elif outcome.reason in ("interrupted", "terminated"):
+    elif outcome.reason in WORDS:  # a signal's
         say_how_to_resume(trainer, outcome.reason)
 
 
@@ -126,7 +128,7 @@ def say_how_to_resume(trainer: Trainer, reason: str) -> None:
         # <run directory>/checkpoints/last.ckpt (asking the trainer would be a broadcast, and the
         # processes' group is closed by now)
         config = Path(last).parent.parent / "config.yaml"
-        print(f"{reason.capitalize()}. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
+        print(f"{WORDS[reason]}. Resume with: python scripts/train.py --config {config} --ckpt_path {last}")
 
 
 def stop_other_processes(trainer: Trainer, signum: int) -> None:

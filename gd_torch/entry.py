@@ -9,7 +9,7 @@ from gd_torch import pipes, signals
 
 
 def main() -> int:
-    signals.install()  # Ctrl-C or SIGTERM while torch and Lightning load: nothing started, nothing to keep
+    signals.install()  # a signal while torch and Lightning load: nothing started, nothing to keep
     pipes.keep_going_when_closed()  # `... | head`: the printing stops, the run goes on
     try:
         from gd_torch.command import run

@@ -20,16 +20,16 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.metrics import split_metrics
-from gd_torch.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, StoppedBeforeTraining
+from gd_torch.signals import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED, StoppedBeforeTraining
 from gd_torch.splits import splits_of
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and a signal's, from gd_torch.signals
 
 # When two rules stop the same step, the reason that matters most to the user is the one reported,
 # whatever the order the callbacks ran in.
-PRECEDENCE = ("failed", "diverged", "terminated", "interrupted", "converged", "early_stopping")
+PRECEDENCE = ("failed", "diverged", "terminated", "hangup", "interrupted", "converged", "early_stopping")
 EXIT_CODES = {"failed": EXIT_FAILED, "diverged": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED,
-              "terminated": EXIT_TERMINATED}  # fmt: skip
+              "terminated": EXIT_TERMINATED, "hangup": EXIT_HANGUP}  # fmt: skip
 
 
 class StopRule(pl.Callback):
@@ -51,7 +51,7 @@ class Outcome:
 
     Attributes:
         reason: ``max_steps``, ``max_epochs``, ``converged``, ``early_stopping``, ``diverged``,
-            ``interrupted``, ``terminated`` or ``failed``.
+            ``interrupted``, ``terminated``, ``hangup`` (the terminal closed) or ``failed``.
         steps: The optimizer updates taken.
         message: What the console says about it (the divergence, the failure), or None.
         final_loss: The loss over the training split at the final parameters (in eval mode); None when

@@ -1,8 +1,9 @@
-"""Ctrl-C and SIGTERM, from the command's first line to its last.
+"""Ctrl-C, SIGTERM and a closed terminal (SIGHUP), from the command's first line to its last.
 
 Until training starts (the imports, the config's checks, the data, the curvature of a large model), a
 signal ends the command at once: nothing has trained, so nothing is kept (a run directory already
-claimed is taken back), and one line says so; exit code 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+claimed is taken back), and one line says so; exit code 130 for Ctrl-C (SIGINT), 143 for SIGTERM,
+129 for SIGHUP (the terminal or the SSH connection the run was started from closed).
 Once training has started, :class:`gd_torch.stopping.GracefulInterrupt` takes over: the run ends
 after the step in progress, with its summary and a checkpoint to resume from.
 
@@ -16,9 +17,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Each signal's stop_reason, and the word the console says it with. SIGHUP is not on Windows.
 REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + the signal's number, as a shell reports it
+WORDS = {"interrupted": "Interrupted", "terminated": "Terminated", "hangup": "Hung up"}
+EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HANGUP = 130, 143, 129  # 128 + the signal's number, as a shell says
 EXIT_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+if hasattr(signal, "SIGHUP"):
+    REASONS[signal.SIGHUP] = "hangup"
+    EXIT_CODES[signal.SIGHUP] = EXIT_HANGUP
 
 
 class Stopped(BaseException):
@@ -37,7 +43,7 @@ class Stopped(BaseException):
 
     @property
     def line(self) -> str:
-        return f"{REASONS[self.signum].capitalize()} {self.when}."
+        return f"{WORDS[REASONS[self.signum]]} {self.when}."
 
 
 class StoppedBeforeTraining(Stopped):
@@ -61,7 +67,7 @@ def stop_after_training(signum: int, frame) -> None:
 
 
 def install() -> None:
-    """From now until training starts, SIGINT and SIGTERM raise :class:`StoppedBeforeTraining`."""
+    """From now until training starts, SIGINT, SIGTERM and SIGHUP raise :class:`StoppedBeforeTraining`."""
     for signum in REASONS:
         signal.signal(signum, stop_at_once)
 
@@ -75,7 +81,7 @@ def after_training(previous: object) -> object:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM held until the block ends (then handled as they would have been): for steps
+    """SIGINT, SIGTERM and SIGHUP held until the block ends (then handled as they would have been): for steps
     that must not be cut between two halves, like making a run directory and recording that it was
     made. In the main thread only (elsewhere signals are not delivered: nothing to hold)."""
     if threading.current_thread() is not threading.main_thread():

@@ -1,5 +1,5 @@
-"""The rules that stop training: the article's step that became very small, divergence, and Ctrl-C
-or SIGTERM (the step budget is Lightning's ``max_steps``).
+"""The rules that stop training: the article's step that became very small, divergence, and Ctrl-C,
+SIGTERM or a closed terminal (the step budget is Lightning's ``max_steps``).
 
 Each is a :class:`gd_torch.outcome.StopRule`: it records its reason and sets ``trainer.should_stop``;
 Lightning then ends the run cleanly after the current step (logs, checkpoint, summary), and
@@ -136,10 +136,12 @@ class Divergence(StopRule):
 
 
 class GracefulInterrupt(StopRule):
-    """Ctrl-C (SIGINT) and SIGTERM end training after the step in progress, as a normal end: logs,
-    summary and a checkpoint of a completed step, so a resumed run continues exactly. SIGTERM is
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP end training after the step in progress, as a normal end:
+    logs, summary and a checkpoint of a completed step, so a resumed run continues exactly. SIGTERM is
     what ``timeout``, SLURM and Kubernetes send before stopping a job (``stop_reason: "terminated"``,
-    exit code 143); a second Ctrl-C stops at once (the checkpoint is then the last whole one).
+    exit code 143); SIGHUP, what a closed terminal or SSH connection sends (``"hangup"``, 129: the
+    console is gone, gd_torch.pipes then writes nowhere); a second Ctrl-C stops at once (the checkpoint
+    is then the last whole one).
 
     From the first step on, that is: before it, the command's own handlers (:mod:`gd_torch.signals`)
     end the set-up at once, and they are back once the run is over.

@@ -3,6 +3,8 @@ checkpoints/last.ckpt, and Ctrl-C while the command still loads exits 130 with o
 the real command in a session of its own, so signals reach it as a terminal's would."""
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -77,6 +79,26 @@ def test_sigterm_ends_the_run_like_ctrl_c_then_resume(tmp_path, train, long_arti
     resume_matches_a_whole_run(train, long_article, last, summary["steps"])
 
 
+def test_a_closed_terminal_ends_the_run_after_its_step_with_a_checkpoint(tmp_path, train, long_article):
+    """The terminal the run prints to closes (an SSH connection drops): its writes fail with EIO, and
+    SIGHUP comes. The run ends after the step in progress as on SIGTERM, printing nowhere, and
+    resumes bit for bit (before, SIGHUP ended the process where it stood, nothing written)."""
+    controller, terminal = pty.openpty()
+    argv = command("--config", str(ARTICLE), f"--trainer.max_steps={STEPS}", save_dir=tmp_path / "hung_up")
+    process = subprocess.Popen(argv, cwd=REPO, stdout=terminal, stderr=terminal, start_new_session=True)
+    os.close(terminal)
+    seen = b""
+    while b"Step 300 |" not in seen:
+        seen += os.read(controller, 65536)
+    os.close(controller)  # the terminal is gone: writes to it fail with EIO from now on
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=120) == 129
+    (run_dir,) = run_dirs(tmp_path / "hung_up")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"] == "hangup" and 300 < summary["steps"] < STEPS
+    resume_matches_a_whole_run(train, long_article, run_dir / "checkpoints" / "last.ckpt", summary["steps"])
+
+
 def test_ckpt_path_last_goes_on_in_the_killed_runs_own_directory(tmp_path, long_article):
     """The same command twice, as a restarted job runs it: killed with kill -9 at step 900 (its newest
     checkpoint is at 500, its event file already holds steps past that), then run again: it resumes in
@@ -105,8 +127,9 @@ def test_ckpt_path_last_goes_on_in_the_killed_runs_own_directory(tmp_path, long_
 BEFORE_TRAINING = pytest.mark.parametrize(
     "signum, exit_code, line",
     [(signal.SIGINT, 130, "Interrupted before training started."),
-     (signal.SIGTERM, 143, "Terminated before training started.")],
-    ids=["ctrl-c", "sigterm"],
+     (signal.SIGTERM, 143, "Terminated before training started."),
+     (signal.SIGHUP, 129, "Hung up before training started.")],
+    ids=["ctrl-c", "sigterm", "sighup"],
 )  # fmt: skip
 
 
