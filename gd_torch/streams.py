@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -189,29 +190,45 @@ def prefetched(items: Iterator) -> Iterator:
             yield item
 
 
-def scan(pieces: list[Piece], columns: list[str], chunk_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
+class Rows:
+    """The table rows a chunk holds, kept as spans of consecutive rows (start, count) and made an array
+    only when something asks for one (a split's rows chosen, a bad cell named): a pass over every row
+    never does, and a million rows' positions cost 1 ms of a streamed step to make."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.spans = spans
+
+    def __len__(self) -> int:
+        return sum(count for _, count in self.spans)
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        return np.concatenate([np.arange(start, start + count) for start, count in self.spans])
+
+    def __getitem__(self, index):
+        return self.array[index]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.array if dtype is None else self.array.astype(dtype)
+
+
+def scan(pieces: list[Piece], columns: list[str], chunk_rows: int) -> Iterator[tuple[Rows, pa.Table]]:
     """Chunks of ``chunk_rows`` rows (the last may be smaller), each with the table rows it holds:
     the pieces' rows read in batches and joined or cut (without a copy) where a chunk ends."""
     parts: list[pa.Table] = []
-    rows: list[np.ndarray] = []
+    spans: list[tuple[int, int]] = []
     held = 0
     for at, table in tables_of(pieces, columns, chunk_rows):
         while table.num_rows:
             take = min(table.num_rows, chunk_rows - held)
             parts.append(table.slice(0, take))
-            rows.append(np.arange(at, at + take))
+            spans.append((at, take))
             table, at, held = table.slice(take), at + take, held + take
             if held == chunk_rows:
-                yield _joined(rows, parts)
-                parts, rows, held = [], [], 0
+                yield Rows(spans), parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                parts, spans, held = [], [], 0
     if held:
-        yield _joined(rows, parts)
-
-
-def _joined(rows: list[np.ndarray], parts: list[pa.Table]) -> tuple[np.ndarray, pa.Table]:
-    if len(parts) == 1:
-        return rows[0], parts[0]
-    return np.concatenate(rows), pa.concat_tables(parts)
+        yield Rows(spans), parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 class StreamedTable:
@@ -283,7 +300,7 @@ class StreamedTable:
         """The split of each kept row (PointData.split_codes of ``self.rows``); None: all in training."""
         self.codes = codes.numpy() if codes is not None else None
 
-    def kept_rows(self, rows: np.ndarray, columns: dict) -> np.ndarray:
+    def kept_rows(self, rows: Rows, columns: dict) -> np.ndarray:
         """Which of a chunk's rows (positions in it) are kept: those without a missing cell under drop."""
         if self.missing != "drop":
             return np.arange(len(rows))
@@ -396,7 +413,7 @@ class StreamedTable:
                 yield tuple(block.pin_memory() if pinned else block for block in blocks)
 
     def _encoded(
-        self, rows: np.ndarray, table: pa.Table, code: int, schema: Schema, blocks: Blocks
+        self, rows: Rows, table: pa.Table, code: int, schema: Schema, blocks: Blocks
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """A chunk's rows of the split as (columns, rows) blocks of x and y; None when it has none."""
         chosen = self._chosen(rows, table, code)
@@ -422,7 +439,7 @@ class StreamedTable:
             array = pc.cast(array, pa.string())
         return pc.utf8_trim_whitespace(array)
 
-    def _chosen(self, rows: np.ndarray, table: pa.Table, code: int) -> np.ndarray | None:
+    def _chosen(self, rows: Rows, table: pa.Table, code: int) -> np.ndarray | None:
         """The positions in a chunk of the split's rows (None: every one of them)."""
         everything = self.split_code is None and self.codes is None
         if self.missing != "drop" and everything:
