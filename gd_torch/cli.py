@@ -23,6 +23,7 @@ import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
@@ -277,6 +278,12 @@ class GradientDescentCLI(LightningCLI):
                 claim_mlflow_run_directory(self.trainer, self.claimed)
             else:
                 claim_run_directories(self.trainer.loggers, keys, self.claimed)
+            # The event writers too, while signals wait: a writer starts its thread before its logger
+            # holds it, and one cut in between (made later by whichever callback logs first) would be
+            # a thread that nothing closes, writing into a directory being taken back.
+            for logger in self.trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    _ = logger.experiment
 
     def take_back_run_directories(self) -> None:
         """A signal came before training started: the run directories claimed for it go, with whatever

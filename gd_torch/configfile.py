@@ -10,7 +10,6 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gd_torch import signals
 from gd_torch.adapters.jsonargparse import option_keys
 from gd_torch.errors import ConfigError, one_line
 from gd_torch.files import write_atomically
@@ -36,11 +35,8 @@ class SaveConfig(SaveConfigCallback):
         write_atomically(path, text)
         if isinstance(trainer.logger, TensorBoardLogger) and not resumed_here:  # the first logger: see rundir
             code_block = "\n".join("    " + line for line in text.splitlines())  # markdown: shown verbatim
-            # The event writer's thread starts before the logger holds the writer: a signal in between
-            # would leave a thread the command cannot close writing into a directory it takes back.
-            with signals.deferred():
-                writer = trainer.logger.experiment
-            writer.add_text("config", code_block, global_step=0)
+            # The writer was made when the run directory was claimed (with signals held: gd_torch.cli).
+            trainer.logger.experiment.add_text("config", code_block, global_step=0)
 
 
 def config_files(argv: list[str]) -> list[str]:

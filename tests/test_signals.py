@@ -8,11 +8,15 @@ import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from gd_torch import signals
+from gd_torch.command import main
 
 from conftest import ARTICLE, LONG_ARTICLE, REPO, command, run_dirs, scalars
 
@@ -245,3 +249,31 @@ def test_the_resume_line_comes_with_a_checkpoint_callback_of_the_configs_own(tmp
         out.splitlines()[-1] == f"Interrupted. Resume with: python scripts/train.py --config"
         f" {run_dir / 'config.yaml'} --ckpt_path {last}"
     )
+
+
+def test_a_signal_as_the_event_writer_starts_leaves_no_thread_writing(tmp_path, monkeypatch):
+    """TensorBoard's event writer starts its thread before its logger holds it. A signal in between
+    left a thread nothing closed, which then wrote into the run directory being taken back (a flaky
+    CI failure: FileNotFoundError as the last line). The writers are now made while signals wait, and
+    each is closed before its directory goes."""
+    from tensorboard.summary.writer import event_file_writer
+
+    started = event_file_writer.EventFileWriter.__init__
+
+    def started_then_signalled(self, *args, **kwargs) -> None:
+        started(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)  # its thread is running, and nothing holds the writer yet
+
+    monkeypatch.setattr(event_file_writer.EventFileWriter, "__init__", started_then_signalled)
+    before = set(threading.enumerate())
+    handlers = {signum: signal.getsignal(signum) for signum in signals.REASONS}
+    signals.install()
+    try:
+        with pytest.raises(signals.StoppedBeforeTraining):
+            main(["--config", str(ARTICLE), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert run_dirs(tmp_path) == []
+    writing = [t for t in set(threading.enumerate()) - before if isinstance(t, event_file_writer._AsyncWriterThread)]
+    assert writing == []
