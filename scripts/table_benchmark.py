@@ -166,16 +166,15 @@ def run(*args: str) -> tuple[float, list[float], float]:
     return start, clocks, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def measured(runs: list[tuple[str, ...]], repeats: int) -> list[tuple[float, float]]:
-    """Each run's median seconds from process start to its first step (or its read), and its peak MiB,
-    over repeats; each repeat in a fresh parent process so that its peak memory is its own, the runs
-    taking turns within a repeat."""
+def in_turns(mode: str, runs: list[tuple[str, ...]], repeats: int) -> list[tuple[float, float]]:
+    """Each run's median seconds (as its ``--measure`` or ``--measure-rate`` process prints them) and its
+    peak MiB, over repeats; each repeat in a fresh parent process so that its peak memory is its own,
+    the runs taking turns within a repeat, so a slow minute of a shared machine falls on all of them."""
     seconds: list[list[float]] = [[] for _ in runs]
     peaks: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for i, args in enumerate(runs):
-            done = subprocess.run([sys.executable, __file__, "--measure", *args], cwd=REPO, capture_output=True,
-                                  text=True)  # fmt: skip
+            done = subprocess.run([sys.executable, __file__, mode, *args], cwd=REPO, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-3000:])
             took, peak = map(float, done.stdout.split())
@@ -184,26 +183,19 @@ def measured(runs: list[tuple[str, ...]], repeats: int) -> list[tuple[float, flo
     return [(statistics.median(s), max(p)) for s, p in zip(seconds, peaks, strict=True)]
 
 
+def measured(runs: list[tuple[str, ...]], repeats: int) -> list[tuple[float, float]]:
+    """Each run's median seconds from process start to its first step (or its read), and its peak MiB."""
+    return in_turns("--measure", runs, repeats)
+
+
 def measure_once(*args: str) -> None:
     start, clocks, peak = run(*args)
     print(f"{clocks[0] - start if clocks else 0.0} {peak}")
 
 
 def rates(runs: list[tuple[str, ...]], rows: int, repeats: int) -> list[tuple[float, float]]:
-    """Each run's rows per second in its last pass (median over repeats), and its peak MiB. The runs
-    take turns within each repeat, so a slow minute of a shared machine falls on all of them alike."""
-    seconds: list[list[float]] = [[] for _ in runs]
-    peaks: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for i, args in enumerate(runs):
-            done = subprocess.run([sys.executable, __file__, "--measure-rate", *args], cwd=REPO, capture_output=True,
-                                  text=True)  # fmt: skip
-            if done.returncode != 0:
-                raise RuntimeError(done.stderr[-3000:])
-            took, peak = map(float, done.stdout.split())
-            seconds[i].append(took)
-            peaks[i].append(peak)
-    return [(rows / statistics.median(s), max(p)) for s, p in zip(seconds, peaks, strict=True)]
+    """Each run's rows per second in its last pass (over its median seconds), and its peak MiB."""
+    return [(rows / seconds, peak) for seconds, peak in in_turns("--measure-rate", runs, repeats)]
 
 
 def measure_rate_once(*args: str) -> None:
