@@ -190,7 +190,8 @@ class GradientDescent(pl.LightningModule):
         averaged as for any batch), with the value of the loss over every process's points."""
         learnable = [p for p in self.model.parameters() if p.requires_grad]
         gradient = [torch.zeros_like(p) for p in learnable]
-        local = torch.zeros(2, dtype=torch.float64, device=self.device)  # squared errors, target values
+        errors = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0  # target values, counted on the host: no tensor made per part
         for chunk_x, chunk_y in batch.chunks():
             for start in range(0, len(chunk_y), DIFFERENTIATED):
                 x, y = chunk_x[start : start + DIFFERENTIATED], chunk_y[start : start + DIFFERENTIATED]
@@ -199,7 +200,9 @@ class GradientDescent(pl.LightningModule):
                 for total, part in zip(gradient, parts, strict=True):
                     if part is not None:
                         total += part
-                local += torch.stack([error.detach().double(), torch.tensor(float(y.numel()), device=self.device)])
+                errors += error.detach().double()
+                count += y.numel()
+        local = torch.stack([errors, torch.tensor(float(count), dtype=torch.float64, device=self.device)])
         total_error, total_count = (
             self.trainer.strategy.reduce(local, reduce_op="sum") if self._world_size > 1 else local
         )
