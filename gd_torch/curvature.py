@@ -1,12 +1,10 @@
 """The curvature of the loss, for any model: the loss Hessian's eigenvalues with respect to the
 learnable parameters (what they say about the learning rate is gd_torch.stability's).
 
-Gradient descent on a quadratic loss converges exactly when ``learning_rate < 2 / lambda_max``: along
-the Hessian's eigenvector of eigenvalue lambda, each step multiplies the error by ``1 - lr * lambda``.
-(The article's ``b_k - 1 = 9 * 0.9**k`` is that, with lambda = 10 and lr = 0.01.) For a model that
-is not linear in its parameters the same number at the current parameters, the *sharpness*, governs
-stability locally; full-batch descent tends to push it up to ``2 / lr`` and hover there, the "edge
-of stability" (Cohen et al., ICLR 2021).
+On a quadratic loss the largest eigenvalue bounds the learning rate (``lr < 2 / lambda_max``). For a
+model that is not linear in its parameters the same number at the current parameters, the
+*sharpness*, governs stability locally; full-batch descent tends to push it up to ``2 / lr`` and hover
+there, the "edge of stability" (Cohen et al., ICLR 2021).
 
 How it is computed: the loss over all points of the training split, in float64 (so that the
 smallest eigenvalue of a badly scaled table still means something; a model of more than
