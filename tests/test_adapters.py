@@ -167,9 +167,9 @@ def parser_error(argument_type, value: str) -> str:
 @pytest.mark.parametrize(
     "argument_type, value, expected",
     [
-        (float, "fast", "rate: expected float, got fast"),
-        (int, "1.5", "rate: expected int, got 1.5"),
-        (float | None, "fast", "rate: expected a number, got fast"),
+        (float, "fast", "rate: expected a number, got fast"),
+        (int, "1.5", "rate: expected an integer, got 1.5"),
+        (float | None, "fast", "rate: expected a number or null, got fast"),
     ],
 )
 def test_jsonargparse_type_errors_become_plain(argument_type, value, expected):
@@ -180,7 +180,60 @@ def test_jsonargparse_union_and_literal_errors_become_plain():
     from typing import Literal
 
     assert parser_error(float | Literal["auto"], "fast") == "rate: expected a number or 'auto', got fast"
-    assert parser_error(Literal["mean", "sum"], "max") == "rate: expected one of 'mean', 'sum', got max"
+    assert parser_error(Literal["mean", "sum"], "max") == "rate: expected 'mean' or 'sum', got max"
+    assert parser_error(Literal[1, 2, 3] | None, "4") == "rate: expected one of 1, 2, 3 or null, got 4"
+
+
+class Source:
+    """A configurable class with optional arguments, as a DataModule is."""
+
+    def __init__(self, rows: int | None = None, names: list[str] | None = None) -> None:
+        self.rows, self.names = rows, names
+
+
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--data.rows", "abc", "data.init_args.rows: expected an integer or null, got abc"),
+        ("--data.names", "[a, [b]]", "data.init_args.names: expected a list of strings or null, got ['a', ['b']]"),
+    ],
+)
+def test_a_wrong_argument_of_a_class_in_a_union_is_named_to_the_argument(flag, value, expected):
+    """Before: ``data: expected an integer, got abc - Expected a <class 'NoneType'> Given value type:
+    <class 'jsonargparse._util.NestedArg'> ...``: the inner union's words, then the outer one's machinery."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--data", type=Source | None)
+    with pytest.raises(ArgumentError) as error:
+        parser.parse_args(["--data", f"{__name__}.Source", flag, value])
+    assert messages.plain_parser_message(str(error.value)) == expected
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (
+            ["--optimizer.init_args.momentum", "0.9"],
+            "optimizer.init_args.momentum: no optimizer is named to take it; give its class first"
+            " (class_path: torch.optim.SGD in a config, or --model.optimizer torch.optim.SGD)",
+        ),
+        (
+            ["--optimizer", "torch.optim.SGD", "--optimizer.init_args.momentum", "fast"],
+            "optimizer.init_args.momentum: expected a number, got fast",
+        ),
+        (
+            ["--optimizer", "torch.optim.SGD", "--optimizer.init_args.momentun", "0.9"],
+            "optimizer.init_args.momentun: torch.optim.SGD takes no argument 'momentun'; did you mean momentum?",
+        ),
+    ],
+)
+def test_a_wrong_optimizer_argument_is_named_with_the_one_meant(flags, expected):
+    """Before: ``model.optimizer: Type typing.Callable[...] expects a function or a callable class: Option
+    'momentun' is not accepted. Got value: Namespace(class_path='torch.optim.SGD', ...)``."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--optimizer", type=OptimizerCallable | None)
+    with pytest.raises(ArgumentError) as error:
+        parser.parse_args(flags)
+    assert messages.plain_parser_message(str(error.value)) == expected
 
 
 def test_a_configured_optimizer_gives_its_class_and_settings():

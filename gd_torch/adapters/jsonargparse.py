@@ -8,8 +8,11 @@ literal, a nested class_path) has its own wording, keyed here by regular express
 fallback: ``tests/test_adapters.py`` pins each message, so an upgrade that rewords one fails there.
 """
 
+import difflib
 import inspect
+import pydoc
 import re
+import textwrap
 from collections.abc import Callable
 
 import torch
@@ -45,50 +48,131 @@ def init_parameters(cls: type) -> set[str]:
 
 
 def plain_parser_message(text: str) -> str:
-    """jsonargparse's message, less its machinery: the key path, the bad value, what was expected.
+    """jsonargparse's message, less its machinery: the key path, what is allowed, the bad value.
 
     ``Parser key "data": Does not validate against any of the Union subtypes ... - Problem with given
-    class_path '...Points': Parser key "x": Expected a <class 'float'>. Got value: a`` becomes
-    ``data.init_args.x: expected float, got a``.
+    class_path '...Points': Parser key "batch_size": Does not validate ... Given value: abc`` becomes
+    ``data.init_args.batch_size: expected an integer or null, got abc``. The message is read by its
+    structure (each nested part indented under the one it explains), so a class inside a union inside
+    a class is followed down to the value that was wrong.
     """
-    if "Union subtypes" in text:
-        key = re.match(r'Parser key "([^"]+)":\s*', text)
-        errors = text.split("Errors:", 1)[-1].split("Given value type:", 1)[0]
-        reasons = [r.strip() for r in re.split(r"\n\s*- ", errors)[1:] if "NoneType" not in r]
-        given = re.search(r"Given value: (.*)$", text, re.DOTALL)
-        simple = [re.fullmatch(r"Expected a (.*)", r) for r in reasons]
-        if reasons and all(simple) and given:  # e.g. float | Literal['auto']: name every type allowed
-            allowed = allowed_values([match[1] for match in simple])
-            return (f"{key[1]}: " if key else "") + f"expected {allowed}, got {one_line(given[1])}"
-        if reasons:
-            text = (f'Parser key "{key[1]}": ' if key else "") + reasons[0]
+    key, reason = plain_reason(text)
+    return f"{key}: {reason}" if key else reason
+
+
+def plain_reason(text: str) -> tuple[str | None, str]:
+    """(the full key, what is wrong with its value) of one jsonargparse message."""
+    match = re.match(r'\s*Parser key "([^"]+)":(.*)', text, re.DOTALL)
+    return explained(match[1], under(match[2])) if match else (None, plain_words(text))
+
+
+def explained(key: str, body: str) -> tuple[str, str]:
+    """What jsonargparse says of ``key``'s value, followed down to the argument that was wrong."""
+    if body.startswith("Problem with given class_path"):  # the class's own argument was wrong
+        inner_key, reason = plain_reason(under(body.split("\n", 1)[1]) if "\n" in body else body)
+        return (f"{key}.init_args.{inner_key}" if inner_key else key), reason
+    callable_class = re.match(CALLABLE_CLASS, body, re.DOTALL)
+    if callable_class:  # an optimizer's init_args: the argument it names, not the whole Namespace
+        inner, class_path = callable_class[1].strip(), callable_class[2]
+        option = re.fullmatch(r"Option '(\w+)' is not accepted", inner)
+        if option:
+            return f"{key}.init_args.{option[1]}", not_accepted(option[1], class_path)
+        inner_key, reason = plain_reason(inner)
+        return (f"{key}.init_args.{inner_key}" if inner_key else key), reason
+    if body.startswith("Does not validate against any of the Union subtypes"):
+        subtypes, errors, given = union_parts(body)
+        if subtypes and given is not None and all(e.startswith("Expected a ") for e in errors):
+            return key, f"expected {allowed_values(subtypes)}, got {given}"
+        # The alternative that was meant (a class given, init_args for a callable) says what is wrong.
+        meant = [e for e in errors if not e.startswith("Expected a ")]
+        refusals = [e for e in errors if e != "Expected a <class 'NoneType'>"]
+        if meant or refusals:
+            return explained(key, (meant or refusals)[0])
+    return key, plain_words(body)
+
+
+CALLABLE_CLASS = r"Type .+? expects a function or a callable class: (.*)\. Got value: Namespace\(class_path='([^']+)'"
+UNNAMED = "torch.optim.Optimizer"  # the class jsonargparse assumes when init_args come without a class_path
+
+
+def not_accepted(argument: str, class_path: str) -> str:
+    """Why a callable class's ``init_args`` has no such argument, and the one meant."""
+    if class_path == UNNAMED:
+        return (
+            "no optimizer is named to take it; give its class first "
+            "(class_path: torch.optim.SGD in a config, or --model.optimizer torch.optim.SGD)"
+        )
+    cls = pydoc.locate(class_path)
+    known = [name for name in inspect.signature(cls).parameters if name != "params"] if callable(cls) else []
+    near = difflib.get_close_matches(argument, known, n=2, cutoff=0.75)
+    hint = f"did you mean {' or '.join(near)}?" if near else f"it takes {', '.join(known)}"
+    return f"{class_path} takes no argument {argument!r}; {hint}"
+
+
+def under(text: str) -> str:
+    """The text after ``Parser key "...":``, its own indentation removed (one line, or an indented block)."""
+    return textwrap.dedent(text[1:] if text.startswith("\n") else text).strip()
+
+
+def union_parts(body: str) -> tuple[list[str], list[str], str | None]:
+    """A union's message: its alternatives, why each refused the value (each a block of its own), the value."""
+    subtypes = re.search(r"^Subtypes: \[(.*)\]$", body, re.MULTILINE)
+    given = re.search(r"^Given value: (.*)", body, re.MULTILINE | re.DOTALL)
+    errors_block = re.search(r"^Errors:\n(.*?)(?=^\S|\Z)", body, re.MULTILINE | re.DOTALL)
+    errors = []
+    if errors_block:
+        block = textwrap.dedent(errors_block[1])
+        errors = [textwrap.dedent("  " + e).strip() for e in re.split(r"^- ", block, flags=re.MULTILINE)[1:]]
+    return (top_level_items(subtypes[1]) if subtypes else []), errors, (one_line(given[1]) if given else None)
+
+
+def top_level_items(text: str) -> list[str]:
+    """``a, list[b, c], d`` -> ``['a', 'list[b, c]', 'd']``: split at commas outside brackets."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    return [*items, text[start:].strip()]
+
+
+def plain_words(text: str) -> str:
+    """One refusal in words: ``Expected a <class 'int'>. Got value: abc`` -> ``expected an integer, got abc``."""
     text = one_line(text)
-    nested = r'Parser key "([^"]+)": Problem with given class_path \'[^\']+\': Parser key "([^"]+)"'
-    while re.search(nested, text):
-        text = re.sub(nested, r'Parser key "\1.init_args.\2"', text)
-    text = re.sub(r'^Parser key "([^"]+)": ', r"\1: ", text)
-    text = re.sub(r"Expected a <class '(\w+)'>\. Got value: (.*)$", r"expected \1, got \2", text)
-    literal = r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$"
-    return re.sub(literal, r"expected one of \1, got \2", text)
+    refused = re.fullmatch(r"Expected a (<class '\w+'>|typing\.Literal\[.*\])\. Got value: (.*)", text)
+    return f"expected {allowed_values([refused[1]])}, got {refused[2]}" if refused else text
 
 
-PLAIN_TYPES = {"bool": "true/false", "int": "an integer", "float": "a number", "str": "a string"}
+PLAIN_TYPES = {"bool": "true/false", "int": "an integer", "float": "a number", "str": "a string", "NoneType": "null"}
+PLURALS = {"bool": "true/false values", "int": "integers", "float": "numbers", "str": "strings"}
 
 
-def allowed_values(expected: list[str]) -> str:
-    """What a union of types allows, in words: ``a number or 'auto'``, ``an integer or true/false``,
-    ``one of 64, 32, '16-mixed', ...`` when every alternative is a literal value."""
-    literals = [re.fullmatch(r"typing\.Literal\[(.*)\]", e) for e in expected]
-    if all(literals):
-        return "one of " + ", ".join(v.strip() for match in literals for v in match[1].split(","))
-    words = []
-    for alternative, literal in zip(expected, literals, strict=True):
-        plain = re.fullmatch(r"<class '(\w+)'>", alternative)
-        if literal:
-            words.append(" or ".join(v.strip() for v in literal[1].split(",")))
-        else:
-            words.append(PLAIN_TYPES.get(plain[1], plain[1]) if plain else alternative)
-    return " or ".join(words)
+def allowed_values(alternatives: list[str]) -> str:
+    """What a union of types allows, in words and in its order: ``a number or 'auto'``, ``an integer
+    or null``, ``a string or a list of strings``; values listed as ``one of 64, 32, '16-mixed', ...``."""
+    literals = [re.fullmatch(r"typing\.Literal\[(.*)\]", a) for a in alternatives]
+    values = [v.strip() for match in literals if match for v in match[1].split(",")]
+    if len(values) > 2:
+        kinds = [type_in_words(a) for a, literal in zip(alternatives, literals, strict=True) if not literal]
+        return " or ".join([f"one of {', '.join(values)}", *kinds])
+    parts = [
+        value.strip()
+        for alternative, literal in zip(alternatives, literals, strict=True)
+        for value in (literal[1].split(",") if literal else [type_in_words(alternative)])
+    ]
+    return " or ".join(parts) if len(parts) <= 2 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def type_in_words(alternative: str) -> str:
+    """``<class 'int'>`` -> ``an integer``, ``list[str]`` -> ``a list of strings``."""
+    plain = re.fullmatch(r"<class '(\w+)'>", alternative)
+    if plain:
+        return PLAIN_TYPES.get(plain[1], plain[1])
+    listed = re.fullmatch(r"list\[(\w+)\]", alternative)
+    if listed:
+        return f"a list of {PLURALS.get(listed[1], listed[1])}"
+    return alternative
 
 
 def cause_of(error: BaseException) -> BaseException | None:
