@@ -151,6 +151,7 @@ class ArrowFile(Source):
 
     path: Path = field(default_factory=Path)
     format: str = "parquet"
+    _shards_checked: bool = False
 
     def _dataset(self, mapped: bool = False):
         """The file(s) as a pyarrow dataset; ``mapped``: read through a memory map, which spares a
@@ -161,9 +162,31 @@ class ArrowFile(Source):
 
         files = LocalFileSystem(use_mmap=True) if mapped else None
         try:
-            return ds.dataset(self.path, format=self.format, filesystem=files)
+            dataset = ds.dataset(self.path, format=self.format, filesystem=files)
+            if not self._shards_checked and self.path.is_dir():
+                self._check_shards(list(dataset.get_fragments()))
         except (pa.ArrowInvalid, OSError) as error:
             raise TableError(f"{self.name} cannot be read as {self.format}: {' '.join(str(error).split())}") from None
+        return dataset
+
+    def _check_shards(self, shards: list) -> None:
+        """A directory's Parquet files are one table: there is one at least, and every one has the
+        first one's columns (pyarrow takes the first file's schema and would read a column another
+        lacks as nulls, or fail with a message naming neither file)."""
+        if not shards:
+            raise TableError(f"{self.name} is an empty directory; a directory is read as one table of Parquet files")
+        first = shards[0].physical_schema.names
+        for shard in shards[1:]:
+            names = shard.physical_schema.names
+            lacks, extra = [n for n in first if n not in names], [n for n in names if n not in first]
+            if lacks or extra:
+                differ = [f"lacks {', '.join(map(repr, lacks))}"] if lacks else []
+                differ += [f"has {', '.join(map(repr, extra))}"] if extra else []
+                raise TableError(
+                    f"{self.name}: its Parquet files do not have the same columns: {Path(shard.path).name}"
+                    f" {' and '.join(differ)} (against {Path(shards[0].path).name})"
+                )
+        self._shards_checked = True
 
     def schema(self) -> pa.Schema:
         return self._dataset().schema

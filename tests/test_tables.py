@@ -184,6 +184,36 @@ def test_a_file_that_is_no_table_is_one_error_line(train, tmp_path, make, words)
     assert_clean_error(run, "data.init_args.path", str(path), *words)
 
 
+def shards_of(directory, *tables: pa.Table) -> None:
+    directory.mkdir()
+    for i, table in enumerate(tables):
+        pq.write_table(table, directory / f"part-{i}.parquet")
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda d: d.mkdir(), ["is an empty directory", "one table of Parquet files"]),
+        (
+            lambda d: shards_of(d, pa.table({"x": [1.0], "y": [2.0]}), pa.table({"z": [1.0], "y": [2.0]})),
+            [
+                "its Parquet files do not have the same columns: part-1.parquet lacks 'x' and has 'z'",
+                "(against part-0.parquet)",
+            ],
+        ),  # fmt: skip
+    ],
+    ids=["empty", "columns differ"],
+)
+@pytest.mark.parametrize("chunk_rows", ["null", "1"])
+def test_a_directory_that_is_no_table_is_one_error_line(train, tmp_path, make, words, chunk_rows):
+    """Before: a shard without x was read as nulls (streamed: "2500 bad cells: row 2500, column 'x': null
+    is missing") or failed in jsonargparse's words; an empty directory "needs a header row"."""
+    make(tmp_path / "shards")
+    run = train(f"--data.init_args.path={tmp_path / 'shards'}", "--data.init_args.x=x", "--data.init_args.y=y",
+                f"--data.init_args.chunk_rows={chunk_rows}", config=CSV_CONFIG)  # fmt: skip
+    assert_clean_error(run, "data.init_args.path", str(tmp_path / "shards"), *words)
+
+
 def test_a_table_with_no_path_and_nothing_handed_over_says_what_to_give(train):
     run = train("--data.init_args.path=null", config=CSV_CONFIG)
     assert_clean_error(run, "data.init_args.path must name the table's file", "gd_torch.fit(config, data=...)")
