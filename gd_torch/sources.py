@@ -64,6 +64,16 @@ class Source:
         return [f"row {int(r)}" for r in rows]
 
 
+def read_through(source: Source, batches: Iterator[pa.Table], key: str | None = None) -> Iterator[pa.Table]:
+    """The batches of a file; one that fails part-way (a corrupt page, a cut-off file) is one line
+    naming the file (and the config ``key``), not pyarrow's error from deep in a read."""
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, OSError) as error:
+        where = f"{key}: " if key else ""
+        raise TableError(f"{where}{source.name} cannot be read: {' '.join(str(error).split())}") from None
+
+
 class ConversionFailed(Exception):
     """A CSV cell that is no float32: the file is read again as text, to name every bad cell."""
 
@@ -198,6 +208,9 @@ class ArrowFile(Source):
         return self._dataset().count_rows()
 
     def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+        return read_through(self, self._batches(names))
+
+    def _batches(self, names: list[str]) -> Iterator[pa.Table]:
         dataset = self._dataset()
         if self.format != "parquet":
             for batch in dataset.to_batches(columns=names, batch_size=BATCH, batch_readahead=2):

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import torch
 
 from gd_torch.schema import Schema, block_of, learn_categories
-from gd_torch.sources import ArrowFile, NumpyFile, Source, TableError
+from gd_torch.sources import ArrowFile, NumpyFile, Source, TableError, read_through
 from gd_torch.tables import NAMED, Missing, Table, bad_cells, check_column, described, gaps_of, summary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -282,7 +282,8 @@ class StreamedTable:
         """One pass: every bad cell named (ten, then a count); the rows dropped for a missing cell."""
         shown: list[str] = []
         count, missing_named, dropped = 0, False, []
-        for rows, table in prefetched(scan(self.pieces, self.wanted, self._checked_rows)):
+        read = read_through(self.source, scan(self.pieces, self.wanted, self._checked_rows), self.key)
+        for rows, table in prefetched(read):
             columns = self._columns(table)
             bad = bad_cells(columns, self.missing)
             if bad:
@@ -323,7 +324,8 @@ class StreamedTable:
         if not (self.categorical or standardize):
             return {}, None, None  # nothing to learn: no pass
         n, mean, spread = 0, np.zeros(len(numbers)), np.zeros(len(numbers))
-        for rows, table in prefetched(scan(self.pieces, self.wanted, self._checked_rows)):
+        read = read_through(self.source, scan(self.pieces, self.wanted, self._checked_rows), self.key)
+        for rows, table in prefetched(read):
             columns = self._columns(table)
             kept = self.kept_rows(rows, columns)
             train = kept[self.codes_of(rows[kept]) == 0]

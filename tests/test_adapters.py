@@ -236,6 +236,26 @@ def test_a_wrong_optimizer_argument_is_named_with_the_one_meant(flags, expected)
     assert messages.plain_parser_message(str(error.value)) == expected
 
 
+class Unreadable(Source):
+    def __init__(self, rows: int | None = None) -> None:
+        raise ValueError("Couldn't deserialize thrift: Deserializing page header failed.")  # as pyarrow's
+
+
+def test_a_library_error_in_a_class_inside_a_union_is_its_own_words_under_the_key():
+    """Before: the whole union message, ``Does not validate against any of the Union subtypes Subtypes: [...]
+    Errors: - Couldn't deserialize thrift ... Given value: Namespace(class_path=...)``, on one line."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--data", type=Source | None)
+    config = parser.parse_args(["--data", f"{__name__}.Unreadable"])
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # renamed in 4.49
+    with pytest.raises(ValueError) as error:
+        instantiate(config)
+    key_of, words = {Unreadable: "data"}.get, "Couldn't deserialize thrift: Deserializing page header failed."
+    assert messages.explain(error.value, key_of) == f"data: {words}"
+    # Where the error it wraps is not kept (raised from None on the way), the union's text is all there is.
+    assert messages.explain(ValueError(str(error.value)), key_of) == words
+
+
 def test_a_configured_optimizer_gives_its_class_and_settings():
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--optimizer", type=OptimizerCallable)

@@ -214,6 +214,20 @@ def test_a_directory_that_is_no_table_is_one_error_line(train, tmp_path, make, w
     assert_clean_error(run, "data.init_args.path", str(tmp_path / "shards"), *words)
 
 
+@pytest.mark.parametrize("chunk_rows", ["null", "1000"])
+def test_a_file_corrupt_part_way_is_one_error_line(train, tmp_path, chunk_rows):
+    """Its footer is whole, a page is not: pyarrow fails only when that page is read. Before: jsonargparse's
+    union message around pyarrow's (in memory and streamed alike)."""
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": np.arange(5000.0), "y": np.arange(5000.0)}), path, row_group_size=1000)
+    damaged = bytearray(path.read_bytes())
+    damaged[2000:6000] = b"\xab" * 4000
+    path.write_bytes(damaged)
+    run = train(f"--data.init_args.path={path}", "--data.init_args.x=x", "--data.init_args.y=y",
+                f"--data.init_args.chunk_rows={chunk_rows}", config=CSV_CONFIG)  # fmt: skip
+    assert_clean_error(run, f"data.init_args.path: {path} cannot be read: ")
+
+
 def test_a_table_with_no_path_and_nothing_handed_over_says_what_to_give(train):
     run = train("--data.init_args.path=null", config=CSV_CONFIG)
     assert_clean_error(run, "data.init_args.path must name the table's file", "gd_torch.fit(config, data=...)")

@@ -31,7 +31,7 @@ def explain(error: ValueError, config_key_of: Callable[[type], str | None]) -> s
     """
     while isinstance(wrapped := cause_of(error), ValueError):
         error = wrapped
-    message = one_line(str(error))
+    message = plain_parser_message(str(error))  # a library's error may come wrapped in a union's message
     # The innermost configured class whose __init__ it went through (a helper it built may have raised).
     owner, key = next(((cls, key) for cls in raised_in_init_of(error) if (key := config_key_of(cls))), (None, None))
     if key is None:
@@ -63,22 +63,22 @@ def plain_parser_message(text: str) -> str:
 def plain_reason(text: str) -> tuple[str | None, str]:
     """(the full key, what is wrong with its value) of one jsonargparse message."""
     match = re.match(r'\s*Parser key "([^"]+)":(.*)', text, re.DOTALL)
-    return explained(match[1], under(match[2])) if match else (None, plain_words(text))
+    return explained(match[1], under(match[2])) if match else explained(None, textwrap.dedent(text).strip())
 
 
-def explained(key: str, body: str) -> tuple[str, str]:
+def explained(key: str | None, body: str) -> tuple[str | None, str]:
     """What jsonargparse says of ``key``'s value, followed down to the argument that was wrong."""
     if body.startswith("Problem with given class_path"):  # the class's own argument was wrong
         inner_key, reason = plain_reason(under(body.split("\n", 1)[1]) if "\n" in body else body)
-        return (f"{key}.init_args.{inner_key}" if inner_key else key), reason
+        return init_arg(key, inner_key), reason
     callable_class = re.match(CALLABLE_CLASS, body, re.DOTALL)
     if callable_class:  # an optimizer's init_args: the argument it names, not the whole Namespace
         inner, class_path = callable_class[1].strip(), callable_class[2]
         option = re.fullmatch(r"Option '(\w+)' is not accepted", inner)
         if option:
-            return f"{key}.init_args.{option[1]}", not_accepted(option[1], class_path)
+            return init_arg(key, option[1]), not_accepted(option[1], class_path)
         inner_key, reason = plain_reason(inner)
-        return (f"{key}.init_args.{inner_key}" if inner_key else key), reason
+        return init_arg(key, inner_key), reason
     if body.startswith("Does not validate against any of the Union subtypes"):
         subtypes, errors, given = union_parts(body)
         if subtypes and given is not None and all(e.startswith("Expected a ") for e in errors):
@@ -89,6 +89,11 @@ def explained(key: str, body: str) -> tuple[str, str]:
         if meant or refusals:
             return explained(key, (meant or refusals)[0])
     return key, plain_words(body)
+
+
+def init_arg(key: str | None, argument: str | None) -> str | None:
+    """``data.init_args.x``: an argument of the class configured at ``key``."""
+    return ".".join(filter(None, [key, "init_args" if key and argument else None, argument])) or None
 
 
 CALLABLE_CLASS = r"Type .+? expects a function or a callable class: (.*)\. Got value: Namespace\(class_path='([^']+)'"
