@@ -334,7 +334,7 @@ class GradientDescentCLI(LightningCLI):
 
     def not_set_up(self, data: pl.LightningDataModule, error: Exception) -> ConfigError:
         """The error line for a DataModule of one's own that raised while it was set up or read."""
-        where = self.config_key_of(type(data)) or "data"
+        where = (self.config_key_of(type(data)) or "data").removesuffix(".init_args")  # the class, not an argument
         return ConfigError(f"{where}: {type(data).__name__} cannot be set up: {one_line(str(error))}")
 
     def config_key_of(self, cls: type) -> str | None:

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import torch
 
 from gd_torch.schema import Schema
-from gd_torch.splits import dataloader, set_up_once
+from gd_torch.splits import batch_in_words, dataloader, is_batch, set_up_once
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _FIRST: "weakref.WeakKeyDictionary[pl.LightningDataModule, Batch]" = weakref.WeakKeyDictionary()
@@ -41,9 +41,15 @@ def first_batch(data: pl.LightningDataModule) -> Batch:
     if loader is None:
         raise ValueError(f"{type(data).__name__} has no train_dataloader(); gd_torch trains on the batches it gives")
     batch = next(iter(loader), None)
-    if not (isinstance(batch, tuple | list) and len(batch) >= 2 and all(torch.is_tensor(t) for t in batch[:2])):
-        got = "no batch" if batch is None else f"a {type(batch).__name__}"
-        raise ValueError(f"the train_dataloader of {type(data).__name__} yields {got}; it must yield (x, y)")
+    where = f"the train_dataloader of {type(data).__name__}"
+    if not is_batch(batch):
+        raise ValueError(f"{where} yields {batch_in_words(batch)}; it must yield (x, y)")
+    for name, values in zip("xy", batch, strict=True):
+        if not values.is_floating_point():  # a Linear layer refuses integers, and the loss is of reals
+            raise ValueError(
+                f"{where} yields {name} of dtype {values.dtype}; the model takes floating-point tensors:"
+                f" convert them in your Dataset ({name}.float())"
+            )
     _FIRST[data] = (batch[0], batch[1])
     return _FIRST[data]
 

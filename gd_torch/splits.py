@@ -66,6 +66,22 @@ class Resident(Split):
         return self.x[::stride], self.y[::stride], float(stride)
 
 
+def is_batch(batch: object) -> bool:
+    """Whether a dataloader's batch is ``(x, y)``: two tensors."""
+    return isinstance(batch, tuple | list) and len(batch) == 2 and all(torch.is_tensor(t) for t in batch)
+
+
+def batch_in_words(batch: object) -> str:
+    """What a dataloader yields instead of ``(x, y)``: ``no batch``, ``a dict``, ``3 items a batch``."""
+    if batch is None:
+        return "no batch"
+    if isinstance(batch, tuple | list) and len(batch) != 2:
+        return f"{len(batch)} items a batch"
+    if isinstance(batch, tuple | list):
+        return f"({', '.join(type(t).__name__ for t in batch)})"
+    return f"a {type(batch).__name__}"
+
+
 class Loaded(Split):
     """A split a dataloader hands out, batch by batch, each batch ``(x, y)`` moved to ``device``."""
 
@@ -79,9 +95,9 @@ class Loaded(Split):
 
     def chunks(self) -> Iterator[Batch]:
         for batch in self.loader:
-            if not (isinstance(batch, tuple | list) and len(batch) >= 2 and all(torch.is_tensor(t) for t in batch[:2])):
+            if not is_batch(batch):
                 raise ValueError(
-                    f"the {self.name} dataloader yields a {type(batch).__name__}; gd_torch measures batches of"
+                    f"the {self.name} dataloader yields {batch_in_words(batch)}; gd_torch measures batches of"
                     " (x, y) tensors"
                 )
             yield batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)

@@ -52,3 +52,19 @@ class Dicts(TensorData):
 
     def train_dataloader(self):
         return DataLoader([{"x": x, "y": y} for x, y in self.train_set], batch_size=10)
+
+
+class Weighted(TensorData):
+    """Batches of (x, y, weight): a third item gd_torch would leave unused."""
+
+    def train_dataloader(self):
+        x, y = self.train_set.tensors
+        return DataLoader(TensorDataset(x, y, torch.ones_like(y)), batch_size=self.n)
+
+
+class Counts(TensorData):
+    """Integer features, as a table of counts gives them."""
+
+    def train_dataloader(self):
+        x, y = self.train_set.tensors
+        return DataLoader(TensorDataset(x.round().long(), y), batch_size=self.n)

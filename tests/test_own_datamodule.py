@@ -111,15 +111,20 @@ def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
     [
         ("own_data.NoTraining", ["NoTraining cannot be set up", "no train_dataloader()"]),
         ("own_data.Dicts", ["the train_dataloader of Dicts yields a dict; it must yield (x, y)"]),
+        # before: "training failed: GradientDescent.loss() takes 3 positional arguments but 4 were given"
+        ("own_data.Weighted", ["the train_dataloader of Weighted yields 3 items a batch; it must yield (x, y)"]),
+        # before: "training failed: addmv input tensors must have the same dtype, but got Float, Long, and Float"
+        ("own_data.Counts", ["yields x of dtype torch.int64; the model takes floating-point tensors", "x.float()"]),
     ],
-    ids=["no train dataloader", "dicts"],
+    ids=["no train dataloader", "dicts", "three items", "integers"],
 )
 def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, words):
     settings = config(tmp_path)
     settings["data"] = {"class_path": data}
     path = tmp_path / "own.yaml"
     path.write_text(yaml.safe_dump(settings))
-    assert_clean_error(train(config=path), "error: data", *words)
+    name = data.split(".")[1]
+    assert_clean_error(train(config=path), f"error: data: {name} cannot be set up: ", *words)
 
 
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
