@@ -19,7 +19,10 @@ def check_model_fits_data(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fe
     """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else x.device
-    x, y = x[:POINTS_TRIED].to(device), y[:POINTS_TRIED].to(device)
+    # In the model's dtype: the points may be in the run's precision already (float64 under 64-true),
+    # the model is converted to it only when the run starts.
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else x.dtype
+    x, y = x[:POINTS_TRIED].to(device, dtype), y[:POINTS_TRIED].to(device, dtype)
     shape = tuple(x.shape)
     features = f"{len(feature_names)} feature{'s' if len(feature_names) != 1 else ''}: {', '.join(feature_names)}"
     takes = "(N,)" if len(shape) == 1 else f"(N, {', '.join(str(size) for size in shape[1:])})"

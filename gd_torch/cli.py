@@ -48,7 +48,7 @@ from gd_torch.rundir import (
     root_of,
 )
 from gd_torch.sizes import count, disagreement, first_batch, schema_of
-from gd_torch.splits import dataloader
+from gd_torch.splits import converter, dataloader
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -324,11 +324,18 @@ class GradientDescentCLI(LightningCLI):
             x, y = first_batch(data)
         except Exception as error:  # the user's own code: its message, on one line
             raise self.not_set_up(data, error) from None
+        if x.dtype == torch.float64 and converter(self.trainer) is None:
+            # Lightning converts a batch under 64-true or 16-true only; float64 meets a float32 model otherwise.
+            raise self.not_set_up(data, ValueError(
+                f"the train_dataloader of {type(data).__name__} yields x of dtype torch.float64, and the model trains"
+                f" in float32 (trainer.precision {self.trainer.precision}): convert x in your Dataset (x.float()), or"
+                " train in float64 (--trainer.precision 64-true)"
+            ))  # fmt: skip
         self.model.schema = schema_of(data)
         if dataloader(data, "val") is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run
         try:
-            check_model_fits_data(self.model.model, x.float(), y.float(), self.model.schema.feature_names)
+            check_model_fits_data(self.model.model, x, y, self.model.schema.feature_names)
         except ValueError as error:
             raise ConfigError(f"model.model: {error}") from None
 

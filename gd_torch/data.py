@@ -17,7 +17,7 @@ import torch
 from gd_torch.adapters.lightning import batches_done_this_epoch
 from gd_torch.batches import Batch, Batches, FullBatch, OneBatch
 from gd_torch.schema import Schema
-from gd_torch.splits import Resident, Split
+from gd_torch.splits import Resident, Split, converter
 
 __all__ = [
     "Batches",
@@ -136,6 +136,9 @@ class PointData(pl.LightningDataModule):
         if self.standardize:
             self.features.mean, self.features.std = self._statistics(x)
             splits = {name: (standardized(sx, self.features), sy) for name, (sx, sy) in splits.items()}
+        convert = converter(self.trainer)
+        if convert:  # in the run's precision once (float64 under 64-true), not at every measurement
+            splits = {name: convert(points) for name, points in splits.items()}
         self.splits = {name: splits[name] for name in SPLITS if name in splits}
 
     def split_codes(self, n: int) -> torch.Tensor | None:

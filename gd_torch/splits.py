@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable, Iterator
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.plugins.precision import Precision
 from torch.utils.data import DataLoader
 
 from gd_torch.errors import named
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+Convert = Callable[[Batch], Batch]
 CHUNK = 1 << 20  # rows per chunk of a split held on the device
 SPLITS = ("train", "val", "test")
 
@@ -85,8 +87,8 @@ def batch_in_words(batch: object) -> str:
 class Loaded(Split):
     """A split a dataloader hands out, batch by batch, each batch ``(x, y)`` moved to ``device``."""
 
-    def __init__(self, loader: Iterable, device: torch.device, name: str) -> None:
-        self.loader, self.device, self.name = loader, device, name
+    def __init__(self, loader: Iterable, device: torch.device, name: str, convert: "Convert | None" = None) -> None:
+        self.loader, self.device, self.name, self.convert = loader, device, name, convert
         dataset = getattr(loader, "dataset", None)
         try:
             self.points = len(dataset) if dataset is not None else None
@@ -100,7 +102,8 @@ class Loaded(Split):
                     f"the {self.name} dataloader yields {batch_in_words(batch)}; gd_torch measures batches of"
                     " (x, y) tensors"
                 )
-            yield batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+            moved = batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+            yield self.convert(moved) if self.convert else moved
 
     def subset(self, max_points: int) -> Batch:
         if max_points and self.points is not None and self.points > max_points:
@@ -145,12 +148,23 @@ def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | 
         return {}
     if hasattr(datamodule, "measured_splits"):  # a PointData: its tensors, or its streamed table
         return datamodule.measured_splits(device or torch.device("cpu"))
-    found = {}
+    found, convert = {}, converter(datamodule.trainer)
     for name in SPLITS:
         loader = dataloader(datamodule, name)
         if loader is not None:
-            found[name] = Loaded(loader, device or torch.device("cpu"), name)
+            found[name] = Loaded(loader, device or torch.device("cpu"), name, convert)
     return found
+
+
+def converter(trainer: "pl.Trainer | None") -> "Convert | None":
+    """How Lightning converts a batch for the model under the run's precision (to float64 under
+    ``64-true``, float16 under ``16-true``: its precision plugin's ``convert_input``), for the points
+    that reach the model outside its loop; None where nothing is converted (``32-true``, the mixed
+    precisions), so that those points cost nothing more."""
+    plugin = getattr(trainer, "precision_plugin", None)
+    if plugin is None or type(plugin).convert_input is Precision.convert_input:
+        return None
+    return plugin.convert_input
 
 
 def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | None:

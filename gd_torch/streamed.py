@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from gd_torch.splits import Split, chosen_points, gathered
+from gd_torch.splits import Split, chosen_points, converter, gathered
 from gd_torch.streams import StreamedTable
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -30,7 +30,9 @@ class Streamed(Split):
         mean, std = (
             (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
         )
-        yield from self.table.chunks(self.pieces, self.code, self.data.schema, mean, std, self.device)
+        chunks = self.table.chunks(self.pieces, self.code, self.data.schema, mean, std, self.device)
+        convert = converter(self.data.trainer)  # float64 under 64-true, as Lightning converts a batch
+        yield from map(convert, chunks) if convert else chunks
 
     def empty(self) -> Batch:
         """No points, in the shapes of the split's (x, y)."""

@@ -68,3 +68,11 @@ class Counts(TensorData):
     def train_dataloader(self):
         x, y = self.train_set.tensors
         return DataLoader(TensorDataset(x.round().long(), y), batch_size=self.n)
+
+
+class Doubles(TensorData):
+    """float64 features, as NumPy makes them."""
+
+    def train_dataloader(self):
+        x, y = self.train_set.tensors
+        return DataLoader(TensorDataset(x.double(), y.double()), batch_size=self.n)

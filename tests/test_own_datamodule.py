@@ -115,8 +115,17 @@ def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
         ("own_data.Weighted", ["the train_dataloader of Weighted yields 3 items a batch; it must yield (x, y)"]),
         # before: "training failed: addmv input tensors must have the same dtype, but got Float, Long, and Float"
         ("own_data.Counts", ["yields x of dtype torch.int64; the model takes floating-point tensors", "x.float()"]),
+        # before: "training failed: addmv input tensors must have the same dtype, but got Float, Double, and Float"
+        (
+            "own_data.Doubles",
+            [
+                "yields x of dtype torch.float64, and the model trains in float32 (trainer.precision 32-true)",
+                "(x.float())",
+                "--trainer.precision 64-true",
+            ],
+        ),
     ],
-    ids=["no train dataloader", "dicts", "three items", "integers"],
+    ids=["no train dataloader", "dicts", "three items", "integers", "float64 in float32"],
 )
 def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, words):
     settings = config(tmp_path)
@@ -125,6 +134,24 @@ def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, w
     path.write_text(yaml.safe_dump(settings))
     name = data.split(".")[1]
     assert_clean_error(train(config=path), f"error: data: {name} cannot be set up: ", *words)
+
+
+@pytest.mark.parametrize("data", ["own_data.TensorData", "own_data.Doubles"], ids=["float32", "float64"])
+def test_under_64_true_an_own_datamodule_trains_in_float64_like_numpy(train, tmp_path, data):
+    """Before: the final metrics, outside Lightning's loop, met the float64 model with the val_dataloader's
+    float32 batches, and the run failed at its end."""
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": data}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    run = train("--trainer.precision=64-true", config=path)
+    assert run.exit_code == 0, run.stderr
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    assert run.summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-12)
+    assert run.summary["params"]["bias"] == pytest.approx(b, rel=1e-12)
+    xv, yv = (t.double().numpy() for t in points(100, seed=2))
+    assert run.summary["metrics"]["val"] == pytest.approx(numpy_metrics(xv, yv, w, b), rel=1e-10)
 
 
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):

@@ -72,6 +72,29 @@ def test_a_streamed_full_batch_run_is_the_in_memory_run_and_numpys(tmp_path):
     )
 
 
+@pytest.mark.parametrize("chunk_rows", ["null", "300"], ids=["in memory", "streamed"])
+def test_in_float64_a_table_run_is_numpys_to_its_rounding(tmp_path, chunk_rows):
+    """Under --trainer.precision 64-true the points reach the model as Lightning hands it a batch, in
+    float64: the step, the final loss, the metrics and val/loss. Before: the streamed step, and the final
+    loss of a table in memory, met the float64 model with float32 points and the run failed."""
+    frame = table()
+    path = as_parquet(tmp_path, frame)
+    run = fit(tmp_path, path, "--data.init_args.x=[x1, x2, x3]", f"--data.init_args.chunk_rows={chunk_rows}",
+              "--data.init_args.val_fraction=0.2", "--trainer.precision=64-true")  # fmt: skip
+    assert run.exit_code == 0
+    data = TablePoints(path, ["x1", "x2", "x3"], "y", val_fraction=0.2)
+    data.setup("fit")
+    (x, y), (xv, yv) = ((t.double().numpy() for t in data.splits[name]) for name in ("train", "val"))
+    losses, params = numpy_descent(x, y, STEPS, RATE)
+    assert [v for _, v in run.history["train/loss"]] == pytest.approx(losses, rel=1e-7)  # TensorBoard's float32
+    assert [*run.summary["params"]["weight"], run.summary["params"]["bias"]] == pytest.approx(params, rel=1e-12)
+    error = x @ params[:3] + params[3] - y
+    assert run.summary["final_loss"] == pytest.approx(np.mean(error**2), rel=1e-12)
+    assert run.summary["metrics"]["val"]["mse"] == pytest.approx(
+        np.mean((xv @ params[:3] + params[3] - yv) ** 2), rel=1e-12
+    )
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("batch_size", ["null", "64"])
 def test_a_streamed_run_on_cuda_is_the_cpu_run(tmp_path, batch_size):
