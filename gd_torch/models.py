@@ -207,7 +207,11 @@ class Predictor(nn.Module):
 
 def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_std: torch.Tensor | None) -> torch.Tensor:
     """``model``'s predictions for raw ``x``: standardized first when the statistics are given, and an
-    (N, 1) output flattened to (N,), one prediction per point, as in training."""
+    (N, 1) output flattened to (N,), one prediction per point, as in training. x is taken in the
+    model's floating dtype (a run under 64-true is a float64 model; a table is read as float32)."""
+    parameter = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if parameter is not None and x.is_floating_point():
+        x = x.to(parameter.dtype)
     if x_mean is not None:
         x = (x - x_mean) / x_std
     prediction = model(x)

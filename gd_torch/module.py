@@ -246,10 +246,18 @@ class GradientDescent(pl.LightningModule):
             )
         if in_checkpoint and not here:  # load_from_checkpoint: the statistics come from the checkpoint alone
             self.x_mean, self.x_std = state["x_mean"], state["x_std"]
+        if not is_attached(self):  # loaded to be used: in the dtype it was trained in (float64 under 64-true),
+            self._take_dtype_of(state)  # before Lightning copies the weights in (a float32 model rounds them)
         if self.schema is None and checkpoint.get("schema"):
             self.schema = Schema.from_dict(checkpoint["schema"])
         elif self.schema is None and checkpoint.get("feature_names"):  # a checkpoint from before schemas
             self.schema = Schema(list(checkpoint["feature_names"]), ["y"])
+
+    def _take_dtype_of(self, state: dict) -> None:
+        """The model (and the statistics) in the floating dtype of the saved weights, where they have one."""
+        dtypes = {value.dtype for key, value in state.items() if key.startswith("model.") and value.is_floating_point()}
+        if len(dtypes) == 1:
+            self.to(dtypes.pop())
 
     def _apply_learning_rate(self, checkpoint: dict) -> None:
         """A run resumed with another learning rate trains at it: the optimizer's state saved in the

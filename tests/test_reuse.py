@@ -81,6 +81,30 @@ def test_load_run_rebuilds_any_model_from_the_run(train, config, flags):
     assert model.x_mean is None  # not standardized: raw x goes straight in
 
 
+@pytest.mark.parametrize("standardize", ["true", "false"])
+def test_a_run_in_float64_loads_in_float64_and_predicts_as_the_run_did(train, standardize):
+    """Before: load_run rebuilt a float32 model and copied the float64 weights into it (rounded), and its
+    float64 statistics then met the float32 model: the predictions failed."""
+    run = train(f"--data.init_args.path={THREE}", f"--data.init_args.standardize={standardize}",
+                "--trainer.precision=64-true", config=CONFIGS / "csv.yaml")  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    model = load_run(run.run_dir)
+    checkpoint = torch.load(run.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, value in model.model.state_dict().items():
+        assert torch.equal(value, checkpoint["state_dict"][f"model.{name}"]), name  # float64, bit for bit
+    x, table = three_features()  # float32, as a user's tensor would be
+    with torch.no_grad():
+        predicted = model(x)
+        from_table = model.table({name: table[:, i] for i, name in enumerate(["x1", "x2", "x3"])})
+    assert predicted.dtype == from_table.dtype == torch.float64
+    y = table[:, 3].astype(np.float32).astype(np.float64)  # as the run read it
+    # The run standardized the float32 table in float32 before its float64 descent; the loaded model
+    # standardizes raw x in float64: the two differ by float32 rounding.
+    rel = 1e-6 if standardize == "true" else 1e-12
+    assert float(np.mean((predicted.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=rel)
+    assert torch.allclose(predicted, from_table, rtol=1e-6)
+
+
 @pytest.mark.slow  # a real process
 def test_predict_script_appends_a_prediction_column(csv_run, tmp_path):
     rows = tmp_path / "rows.csv"
