@@ -154,6 +154,12 @@ class GradientDescentCLI(LightningCLI):
         trainer = self.config.trainer
         if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
             raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
+        accumulate = trainer.accumulate_grad_batches
+        if accumulate != 1:  # one step is one batch here: its rows, its loss and its bound
+            raise ConfigError(
+                f"trainer.accumulate_grad_batches is {accumulate}; gd_torch takes one batch a step (full batch"
+                " takes every point already): for larger steps give a larger data.batch_size"
+            )
         interval = trainer.val_check_interval
         if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval > 0:
             raise ConfigError(f"trainer.val_check_interval must be > 0 (an int: every that many steps), got {interval}")
@@ -199,7 +205,8 @@ class GradientDescentCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         try:
             return super().instantiate_trainer(**kwargs)
-        except (ValueError, TypeError, MisconfigurationException) as error:
+        # ImportError: a strategy or precision whose package is not installed (transformer-engine, ...)
+        except (ValueError, TypeError, MisconfigurationException, ImportError) as error:
             raise ConfigError(f"trainer: {one_line(str(error))}") from None
 
     def after_instantiate_classes(self) -> None:

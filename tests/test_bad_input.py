@@ -189,6 +189,19 @@ def test_parser_messages_are_plain(train, flag, value, words):
     assert_clean_error(train(flag, value), *words)
 
 
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        # before: the table printed a row per batch, "Step -1" first and each step twice
+        ("--trainer.accumulate_grad_batches", "2", ["trainer.accumulate_grad_batches is 2", "data.batch_size"]),
+        # before: a ModuleNotFoundError traceback
+        ("--trainer.precision", "transformer-engine", ["trainer: Requirement 'transformer_engine", "not met"]),
+    ],
+)
+def test_trainer_settings_gd_torch_cannot_take_are_one_line(train, flag, value, words):
+    assert_clean_error(train(flag, value), *words)
+
+
 def test_a_typo_in_a_config_file_is_named_with_its_file_in_the_command_lines_words(train, tmp_path):
     """Before: "Group 'trainer' does not accept option 'max_step'", naming neither the file nor the key as
     the command line's "unrecognized arguments" did."""
