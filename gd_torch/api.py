@@ -1,6 +1,7 @@
 """Python entry points: ``fit`` trains and returns the run, ``load_run`` gives a run's trained model."""
 
 import copy
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -120,7 +121,13 @@ def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
     handed, columns = _table_of(data)
     with filters_as_found():
         with _config_file(config) as path, _without_command_line_arguments(), handing(handed):
-            cli = build(["--config", str(path), *flags, *columns])
+            try:
+                cli = build(["--config", str(path), *flags, *columns])
+            except ConfigError as error:
+                if handed is None:
+                    raise
+                # What is wrong with the table handed over is said of fit's data, not of a path left null.
+                raise ConfigError(re.sub(r"^data\.init_args(\.path)?: (?=data\b)", "", str(error))) from None
         memory = InMemoryLogger()  # every value the other loggers get, kept in this process
         cli.trainer.loggers = [*cli.trainer.loggers, memory]
         code = train(cli, raise_invalid=True)
@@ -144,6 +151,10 @@ def _table_of(data: Any) -> tuple[Any, list[str]]:
         array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
         if array.ndim not in (1, 2):
             raise ConfigError(f"data: {role} must have shape (N,) or (N, columns), got {array.shape}")
+        if role == "y" and len(array) != len(columns[names["x"][0]]):
+            raise ConfigError(
+                f"data: x has {len(columns[names['x'][0]])} rows but y has {len(array)}; a row is a point"
+            )
         named = [role] if array.ndim == 1 else [f"{role}{i}" for i in range(1, array.shape[1] + 1)]
         columns |= dict(zip(named, array.reshape(len(array), -1).T, strict=True))
         names[role] = named

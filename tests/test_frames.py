@@ -78,10 +78,15 @@ def test_a_bad_table_in_memory_is_a_config_error(tmp_path):
     frame = pd.DataFrame({"x1": [1.0, None, 3.0], "x2": [1.0, 2.0, 3.0], "x3": [0.0, 1.0, 0.0], "y": [1.0, 2.0, 3.0]})
     with pytest.raises(gd_torch.ConfigError) as error:
         gd_torch.fit(CSV_CONFIG, f"--trainer.logger.init_args.save_dir={tmp_path}", data=frame)
-    assert str(error.value) == (
-        "data.init_args.path: data has a bad cell: row 1, column 'x1': null is missing"
-        " (missing: drop drops the rows with a missing cell)"
+    assert str(error.value) == (  # before: "data.init_args.path: data has ...", of a path left null
+        "data has a bad cell: row 1, column 'x1': null is missing (missing: drop drops the rows with a missing cell)"
     )
     with pytest.raises(gd_torch.ConfigError, match="data: a tuple is \\(x, y\\), got 3 items"):
         gd_torch.fit(CSV_CONFIG, data=(1, 2, 3))
+    with pytest.raises(gd_torch.ConfigError) as error:
+        gd_torch.fit(CSV_CONFIG, data=[1, 2, 3])
+    assert str(error.value).startswith("data: a table is a pandas or polars DataFrame")  # was "data.init_args: data:"
+    with pytest.raises(gd_torch.ConfigError) as error:  # before: "... Column 3 named y expected length 4 ..."
+        gd_torch.fit(CSV_CONFIG, data=(np.zeros((4, 3)), np.zeros(3)))
+    assert str(error.value) == "data: x has 4 rows but y has 3; a row is a point"
     assert list(tmp_path.iterdir()) == []
