@@ -63,6 +63,10 @@ class Source:
     def where(self, rows: np.ndarray) -> list[str]:
         return [f"row {int(r)}" for r in rows]
 
+    def whole(self) -> pa.Table:
+        """Every column, as the source types them (written out again with predictions beside them)."""
+        return self.table
+
 
 def read_through(source: Source, batches: Iterator[pa.Table], key: str | None = None) -> Iterator[pa.Table]:
     """The batches of a file; one that fails part-way (a corrupt page, a cut-off file) is one line
@@ -106,6 +110,11 @@ class CSVFile(Source):
 
     def count(self) -> None:
         return None
+
+    def whole(self) -> pa.Table:
+        import pyarrow.csv as pcsv
+
+        return pcsv.read_csv(self.path)  # the types inferred; read once already, checked, by read_columns
 
     def estimate(self) -> int:
         """The rows the file holds, estimated from its first 64 KiB (a little more, to grow seldom)."""
@@ -206,6 +215,9 @@ class ArrowFile(Source):
 
     def count(self) -> int:
         return self._dataset().count_rows()
+
+    def whole(self) -> pa.Table:
+        return self._dataset().to_table()  # read once already, checked, by read_columns
 
     def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
         return read_through(self, self._batches(names))

@@ -1,4 +1,5 @@
-"""Predict with a trained run: python scripts/predict.py --run RUN_DIR --input FILE.csv --output OUT.csv"""
+"""Predict with a trained run: python scripts/predict.py --run RUN_DIR --input FILE.csv --output OUT.csv
+(or .parquet, .feather: see gd_torch/predict.py)."""
 
 import sys
 

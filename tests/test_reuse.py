@@ -132,6 +132,43 @@ def test_predict_script_appends_a_prediction_column(csv_run, tmp_path):
     assert float(written[2][4]) == pytest.approx(csv_run.summary["params_in_data_units"]["bias"], rel=1e-5)
 
 
+@pytest.mark.parametrize("written", ["out.parquet", "out.feather", "out.csv"])
+def test_predict_reads_parquet_and_writes_the_format_its_output_names(csv_run, tmp_path, written):
+    """Before: a Parquet input was refused ("predict.py reads and writes CSV")."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    rows = pa.table({"id": ["a", "b"], "x3": [1.103, 0.0], "x1": [0.5, 0.0], "x2": [1.589, 0.0]})
+    pq.write_table(rows, tmp_path / "rows.parquet")
+    out = tmp_path / written
+    assert (
+        predict(["--run", str(csv_run.run_dir), "--input", str(tmp_path / "rows.parquet"), "--output", str(out)]) == 0
+    )
+    read = {"out.parquet": pq.read_table, "out.feather": feather.read_table, "out.csv": pcsv.read_csv}[written]
+    table = read(out)
+    assert table.column_names == ["id", "x3", "x1", "x2", "prediction"]
+    assert table.select(["id", "x3", "x1", "x2"]).to_pydict() == rows.to_pydict()
+    with torch.no_grad():
+        expected = load_run(csv_run.run_dir)(torch.tensor([[0.5, 1.589, 1.103], [0.0, 0.0, 0.0]])).tolist()
+    assert table["prediction"].to_pylist() == pytest.approx(expected, rel=1e-7)
+    if written != "out.csv":
+        assert table.schema.field("prediction").type == pa.float32()  # the model's dtype, not widened
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(
+        ["rows.parquet", written]
+    )  # no temporary
+
+
+def test_predict_refuses_an_output_format_it_cannot_write(csv_run, tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x1,x2,x3\n1,2,3\n")
+    assert predict(["--run", str(csv_run.run_dir), "--input", str(rows), "--output", str(tmp_path / "o.txt")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    wrong = tmp_path / "o.txt"
+    assert line == f"error: --output: {wrong} is not a .csv, .parquet or .feather file; its extension names the format"
+
+
 def test_predict_names_a_missing_column_and_writes_nothing(csv_run, tmp_path, capsys):
     rows = tmp_path / "rows.csv"
     rows.write_text("x1,x2\n1,2\n")
