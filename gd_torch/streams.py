@@ -78,6 +78,8 @@ def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
             Piece(a, min(chunk_rows, len(array) - a), rows_of(a, a + chunk_rows))
             for a in range(0, len(array), chunk_rows)
         ]  # noqa: E501
+    if type(source) is Source:  # a table handed over: in memory already
+        raise TableError(f"{source.name} is a table in memory already; chunk_rows streams a file: leave it null")
     if not isinstance(source, ArrowFile) or source.format != "parquet":
         raise TableError(
             f"{source.name} cannot be streamed: chunk_rows streams a Parquet file, a directory of Parquet files"

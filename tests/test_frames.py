@@ -89,4 +89,7 @@ def test_a_bad_table_in_memory_is_a_config_error(tmp_path):
     with pytest.raises(gd_torch.ConfigError) as error:  # before: "... Column 3 named y expected length 4 ..."
         gd_torch.fit(CSV_CONFIG, data=(np.zeros((4, 3)), np.zeros(3)))
     assert str(error.value) == "data: x has 4 rows but y has 3; a row is a point"
+    with pytest.raises(gd_torch.ConfigError) as error:  # before: "... write the table as Parquet ..."
+        gd_torch.fit(CSV_CONFIG, "--data.init_args.chunk_rows=2", data=(np.zeros((4, 3)), np.zeros(4)))
+    assert str(error.value) == "data is a table in memory already; chunk_rows streams a file: leave it null"
     assert list(tmp_path.iterdir()) == []
