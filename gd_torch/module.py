@@ -246,8 +246,10 @@ class GradientDescent(pl.LightningModule):
             )
         if in_checkpoint and not here:  # load_from_checkpoint: the statistics come from the checkpoint alone
             self.x_mean, self.x_std = state["x_mean"], state["x_std"]
-        if not is_attached(self):  # loaded to be used: in the dtype it was trained in (float64 under 64-true),
-            self._take_dtype_of(state)  # before Lightning copies the weights in (a float32 model rounds them)
+        if not is_attached(self):
+            # Loaded to be used: in the dtype it was trained in (float64 under 64-true), taken before
+            # Lightning copies the weights in (a float32 model would round them).
+            self._take_dtype_of(state)
         if self.schema is None and checkpoint.get("schema"):
             self.schema = Schema.from_dict(checkpoint["schema"])
         elif self.schema is None and checkpoint.get("feature_names"):  # a checkpoint from before schemas

@@ -148,7 +148,7 @@ def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | 
         return {}
     if hasattr(datamodule, "measured_splits"):  # a PointData: its tensors, or its streamed table
         return datamodule.measured_splits(device or torch.device("cpu"))
-    found, convert = {}, converter(datamodule.trainer)
+    found, convert = {}, converter(getattr(datamodule, "trainer", None))
     for name in SPLITS:
         loader = dataloader(datamodule, name)
         if loader is not None:
