@@ -314,6 +314,12 @@ class GradientDescentCLI(LightningCLI):
             data.setup("fit")
         except ValueError as error:
             raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
+        limit = self.trainer.limit_train_batches
+        if isinstance(limit, float) and limit != 1.0 and not hasattr(data.train_dataloader(), "__len__"):
+            raise ConfigError(  # Lightning would say so only once training starts, in its own words
+                f"trainer.limit_train_batches is {limit}; full batch is one open-ended epoch, every step on every"
+                " point, so a fraction of its batches means nothing: leave it at 1.0, or give data.batch_size"
+            )
         splits = data.measured_splits(self.trainer.strategy.root_device)
         if "val" not in splits:
             # Nothing to validate: Lightning's validation loop stays out of the run altogether.

@@ -196,6 +196,8 @@ def test_parser_messages_are_plain(train, flag, value, words):
         ("--trainer.accumulate_grad_batches", "2", ["trainer.accumulate_grad_batches is 2", "data.batch_size"]),
         # before: a ModuleNotFoundError traceback
         ("--trainer.precision", "transformer-engine", ["trainer: Requirement 'transformer_engine", "not met"]),
+        # before: "training failed: When using an `IterableDataset`, ...", a failed run in its directory
+        ("--trainer.limit_train_batches", "0.5", ["trainer.limit_train_batches is 0.5; full batch is one open-ended"]),
     ],
 )
 def test_trainer_settings_gd_torch_cannot_take_are_one_line(train, flag, value, words):
