@@ -36,8 +36,9 @@ from gd_torch.splits import SPLITS  # noqa: E402
 @dataclass
 class Features:
     """What the model's input columns are: their names and, with ``standardize``, the mean and standard
-    deviation of each over the training split (float32, shape () for one feature, (F,) for several; a
-    one-hot column of a categorical one keeps its 0/1 values: mean 0, standard deviation 1)."""
+    deviation of each over the training split (in the points' dtype: float32, float64 under 64-true;
+    shape () for one feature, (F,) for several; a one-hot column of a categorical one keeps its 0/1
+    values: mean 0, standard deviation 1)."""
 
     names: list[str]
     mean: torch.Tensor | None = None
@@ -127,6 +128,9 @@ class PointData(pl.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
         splits = self._split(*self.make_points(device))
         splits |= self.make_held_out(device)
+        convert = converter(self.trainer)
+        if convert:  # in the run's precision (float64 under 64-true) before anything is computed from them
+            splits = {name: convert(points) for name, points in splits.items()}
         x, y = splits["train"]
         if self.schema is None:  # unnamed columns: x or x1, x2, ...; y or y1, y2, ...
             targets = 1 if y.dim() == 1 else y.shape[1]
@@ -136,9 +140,6 @@ class PointData(pl.LightningDataModule):
         if self.standardize:
             self.features.mean, self.features.std = self._statistics(x)
             splits = {name: (standardized(sx, self.features), sy) for name, (sx, sy) in splits.items()}
-        convert = converter(self.trainer)
-        if convert:  # in the run's precision once (float64 under 64-true), not at every measurement
-            splits = {name: convert(points) for name, points in splits.items()}
         self.splits = {name: splits[name] for name in SPLITS if name in splits}
 
     def split_codes(self, n: int) -> torch.Tensor | None:
@@ -180,7 +181,8 @@ class PointData(pl.LightningDataModule):
         return {name: (x[at.to(y.device)], y[at.to(y.device)]) for name, at in rows.items()}
 
     def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each feature's mean and (population) standard deviation over the training split, in float64."""
+        """Each feature's mean and (population) standard deviation over the training split, computed in
+        float64, given in x's dtype."""
         x64 = x.double()
         mean, std = x64.mean(dim=0), x64.std(dim=0, correction=0)
         categorical = self.schema.categorical_features
@@ -195,7 +197,7 @@ class PointData(pl.LightningDataModule):
                 f"standardize: feature {self.features.names[i]!r} is constant ({value:g}) in the training split,"
                 " so it cannot be standardized; drop it from x or set standardize: false"
             )
-        return mean.float(), std.float()
+        return mean.to(x.dtype), std.to(x.dtype)
 
     def measured_splits(self, device: torch.device) -> "dict[str, Split]":
         """Each split, for what is measured over all of its points (gd_torch.splits)."""

@@ -156,6 +156,12 @@ def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | 
     return found
 
 
+def converted_dtype(trainer: "pl.Trainer | None") -> torch.dtype:
+    """The dtype a float32 batch has when it reaches the model (float64 under 64-true)."""
+    convert = converter(trainer)
+    return convert((torch.zeros(0), torch.zeros(0)))[0].dtype if convert else torch.float32
+
+
 def converter(trainer: "pl.Trainer | None") -> "Convert | None":
     """How Lightning converts a batch for the model under the run's precision (to float64 under
     ``64-true``, float16 under ``16-true``: its precision plugin's ``convert_input``), for the points

@@ -26,13 +26,19 @@ class Streamed(Split):
         self.points = table.count(code) if pieces is None else None
 
     def chunks(self) -> Iterator[Batch]:
-        features = self.data.features
+        features, convert = self.data.features, converter(self.data.trainer)
         mean, std = (
             (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
         )
-        chunks = self.table.chunks(self.pieces, self.code, self.data.schema, mean, std, self.device)
-        convert = converter(self.data.trainer)  # float64 under 64-true, as Lightning converts a batch
-        yield from map(convert, chunks) if convert else chunks
+        in_block = mean is not None and mean.dtype == torch.float32  # standardized in place, in the float32 block
+        chunks = self.table.chunks(
+            self.pieces, self.code, self.data.schema, *((mean, std) if in_block else (None, None)), self.device
+        )
+        if convert:  # float64 under 64-true, as Lightning converts a batch
+            chunks = map(convert, chunks)
+        if mean is not None and not in_block:  # statistics in the run's precision: standardized after it
+            chunks = (((x - mean) / std, y) for x, y in chunks)
+        yield from chunks
 
     def empty(self) -> Batch:
         """No points, in the shapes of the split's (x, y)."""

@@ -17,7 +17,7 @@ from gd_torch.batches import Batch
 from gd_torch.data import SPLITS, Features, PointData
 from gd_torch.schema import Schema, learn_categories, tensor_of
 from gd_torch.sources import Source, file_source, memory_source
-from gd_torch.splits import Split
+from gd_torch.splits import Split, converted_dtype
 from gd_torch.streamed import EveryStep, OnePass, StreamBatches, Streamed
 from gd_torch.streams import CODES, StreamedTable, shards
 from gd_torch.tables import Missing, Table, read_columns, read_header
@@ -143,11 +143,12 @@ class TablePoints(PointData):
         for stream in self.streams.values():
             stream.strangers(self.schema)
         self.features = Features(self.schema.feature_names)
-        if self.standardize:
-            self.features.mean, self.features.std = self._streamed_statistics(mean, std)
+        if self.standardize:  # float32, as a chunk is standardized in its block; float64 kept for 64-true
+            self._statistics64 = self._streamed_statistics(mean, std)
+            self.features.mean, self.features.std = (value.float() for value in self._statistics64)
 
     def _streamed_statistics(self, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each model input's mean and standard deviation (a one-hot column's 0 and 1), as float32."""
+        """Each model input's mean and standard deviation (a one-hot column's 0 and 1), in float64."""
         means, stds, at = [], [], 0
         for column in self.x_columns:
             if column in self.schema.categories:
@@ -163,13 +164,17 @@ class TablePoints(PointData):
             stds.append(std[at])
             at += 1
         shape = () if len(means) == 1 else (len(means),)
-        as_float = [torch.tensor(v, dtype=torch.float64).reshape(shape).float() for v in (means, stds)]
-        return as_float[0], as_float[1]
+        return torch.tensor(means, dtype=torch.float64).reshape(shape), torch.tensor(stds, dtype=torch.float64).reshape(
+            shape
+        )
 
     def setup(self, stage: str) -> None:
         first = not self.splits and not getattr(self, "_said", False)  # what was dropped is said once
         if self.streams:
             self.device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+            dtype = converted_dtype(self.trainer)
+            if self.standardize and dtype != torch.float32:  # standardized in the run's precision
+                self.features.mean, self.features.std = (value.to(dtype) for value in self._statistics64)
         else:
             super().setup(stage)
         self._said = True

@@ -98,10 +98,8 @@ def test_a_run_in_float64_loads_in_float64_and_predicts_as_the_run_did(train, st
         from_table = model.table({name: table[:, i] for i, name in enumerate(["x1", "x2", "x3"])})
     assert predicted.dtype == from_table.dtype == torch.float64
     y = table[:, 3].astype(np.float32).astype(np.float64)  # as the run read it
-    # The run standardized the float32 table in float32 before its float64 descent; the loaded model
-    # standardizes raw x in float64: the two differ by float32 rounding.
-    rel = 1e-6 if standardize == "true" else 1e-12
-    assert float(np.mean((predicted.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=rel)
+    # Standardized in float64 by the run and by the loaded model alike.
+    assert float(np.mean((predicted.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=1e-12)
     assert torch.allclose(predicted, from_table, rtol=1e-6)
 
 

@@ -80,11 +80,14 @@ def test_in_float64_a_table_run_is_numpys_to_its_rounding(tmp_path, chunk_rows):
     frame = table()
     path = as_parquet(tmp_path, frame)
     run = fit(tmp_path, path, "--data.init_args.x=[x1, x2, x3]", f"--data.init_args.chunk_rows={chunk_rows}",
-              "--data.init_args.val_fraction=0.2", "--trainer.precision=64-true")  # fmt: skip
+              "--data.init_args.val_fraction=0.2", "--data.init_args.standardize=true",
+              "--trainer.precision=64-true")  # fmt: skip
     assert run.exit_code == 0
-    data = TablePoints(path, ["x1", "x2", "x3"], "y", val_fraction=0.2)
+    data = TablePoints(path, ["x1", "x2", "x3"], "y", val_fraction=0.2)  # the float32 table, split, as read
     data.setup("fit")
     (x, y), (xv, yv) = ((t.double().numpy() for t in data.splits[name]) for name in ("train", "val"))
+    mean, std = x.mean(axis=0), x.std(axis=0)  # standardized in float64 too (before: in float32)
+    x, xv = (x - mean) / std, (xv - mean) / std
     losses, params = numpy_descent(x, y, STEPS, RATE)
     assert [v for _, v in run.history["train/loss"]] == pytest.approx(losses, rel=1e-7)  # TensorBoard's float32
     assert [*run.summary["params"]["weight"], run.summary["params"]["bias"]] == pytest.approx(params, rel=1e-12)
