@@ -15,8 +15,9 @@ being used, the one read ahead, the one being filled: :class:`Blocks`), what pya
 ahead (batches of ``READ_ROWS`` rows, whatever ``chunk_rows`` is), and one byte a row for the split.
 """
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,26 @@ def pieces_of(source: Source, chunk_rows: int) -> list[Piece]:
             pieces.append(Piece(start, rows, read, group, dataset.schema))
             start += rows
     return pieces
+
+
+def files_of(source: Source, pieces: list[Piece]) -> list[str]:
+    """The files a streamed table's pieces are read from."""
+    if isinstance(source, NumpyFile):
+        return [str(source.path)]
+    return list(dict.fromkeys(piece.fragment.path for piece in pieces))
+
+
+def stamps(paths: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+    """Each file's size and modification time (None: gone): a stat each, a few microseconds."""
+    found = {}
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError:
+            found[path] = None
+        else:
+            found[path] = (status.st_size, status.st_mtime_ns)
+    return found
 
 
 def tables_of(pieces: list[Piece], columns: list[str], batch: int) -> Iterator[tuple[int, pa.Table]]:
@@ -260,6 +281,7 @@ class StreamedTable:
         self.total = sum(piece.rows for piece in self.pieces)
         if self.total == 0:
             raise TableError(f"{key}: {source.name} has a header but no data rows")
+        self.stamps = stamps(files_of(source, self.pieces))  # every pass checks the files are these
         self.dropped = self._check()  # the table's rows left out for a missing cell, in order
         self.rows = self.total - len(self.dropped)
         if self.rows == 0:
@@ -396,6 +418,7 @@ class StreamedTable:
         """The rows of one split in ``pieces``, a chunk at a time, as the model's (x, y) on ``device``:
         read and encoded in a thread while the previous chunk computes."""
         pinned = device.type == "cuda"  # a copy from pinned memory does not wait for the device
+        self._check_unchanged()
         with reading_beside(device):
             for x, y in prefetched(self._blocks(pieces, code, schema, pinned)):
                 x, y = x.to(device, non_blocking=pinned), y.to(device, non_blocking=pinned)
@@ -403,6 +426,17 @@ class StreamedTable:
                 if mean is not None:  # in place: the block is this chunk's own
                     x = x.sub_(mean).div_(std)
                 yield x, y
+
+    def _check_unchanged(self) -> None:
+        """A pass reads the files the table was checked in: one rewritten since would mix another
+        table's rows into the run's (or, cut short under the memory map, end it with SIGBUS)."""
+        now = stamps(self.stamps)
+        changed = next((path for path, stamp in self.stamps.items() if now[path] != stamp), None)
+        if changed is not None:
+            raise TableError(
+                f"{self.key}: {changed} changed while the run streamed it (its size or modification time);"
+                " a streamed table must stay as it is until the run ends"
+            )
 
     def _blocks(
         self, pieces: list[Piece], code: int, schema: Schema, pinned: bool

@@ -204,6 +204,28 @@ def test_a_streamed_split_reads_the_rows_of_each_piece_in_order(tmp_path):
     assert torch.equal(torch.cat([x for x, _ in chunks]), torch.tensor(frame[["x1", "x2", "x3"]].to_numpy()))
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".npy"])
+def test_a_table_rewritten_while_it_streams_is_one_error_not_a_mixed_run(tmp_path, suffix):
+    """Before: the next pass read the new file's rows into the run as if nothing had happened (or, a
+    Parquet file cut short under its memory map, SIGBUS)."""
+    path = tmp_path / f"t{suffix}"
+
+    def write(n: int) -> None:
+        if suffix == ".npy":
+            np.save(path, np.column_stack([np.arange(n, dtype=np.float32)] * 2))
+        else:
+            pq.write_table(pa.table({"0": np.arange(n, dtype=np.float32), "1": np.arange(n, dtype=np.float32)}), path)
+
+    write(100)
+    data = TablePoints(str(path), "0", "1", chunk_rows=40)
+    data.setup("fit")
+    split = data.measured_splits(torch.device("cpu"))["train"]
+    assert sum(len(y) for _, y in split.chunks()) == 100
+    write(120)
+    with pytest.raises(ValueError, match=f"path: {path} changed while the run streamed it"):
+        next(split.chunks())
+
+
 def test_a_pass_reuses_the_block_of_a_chunk_let_go():
     blocks = Blocks()
     kept = torch.from_numpy(blocks.empty((3, 5))).T  # a view, as a chunk's x is
