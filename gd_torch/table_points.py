@@ -15,11 +15,12 @@ import torch
 
 from gd_torch.batches import Batch
 from gd_torch.data import SPLITS, Features, PointData
+from gd_torch.pieces import shards
 from gd_torch.schema import Schema, learn_categories, tensor_of
 from gd_torch.sources import Source, file_source, memory_source
 from gd_torch.splits import Split, converted_dtype
 from gd_torch.streamed import EveryStep, OnePass, StreamBatches, Streamed
-from gd_torch.streams import CODES, StreamedTable, shards
+from gd_torch.streams import CODES, StreamedTable
 from gd_torch.tables import Missing, Table, read_columns, read_header
 
 

@@ -133,7 +133,7 @@ def worker_stream_library(directory: str, chunk_rows: str, options: str = "defau
     if options == "gd_torch":  # as gd_torch.streams reads: page by page, through a memory map
         from pyarrow.fs import LocalFileSystem
 
-        from gd_torch.streams import READ_OPTIONS
+        from gd_torch.pieces import READ_OPTIONS
 
         settings = {**READ_OPTIONS, "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False)}
         files = LocalFileSystem(use_mmap=True)
