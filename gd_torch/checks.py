@@ -1,9 +1,12 @@
-"""Checks that need the data and the model together, made before a run directory is claimed, so that
-a model that does not fit its data is one ``error:`` line and not a failed run."""
+"""Checks made before a run directory is claimed, so that what gd_torch cannot run is one ``error:``
+line and not a failed run: the trainer's settings, and the model and the data together."""
+
+from typing import Any
 
 import torch
 from torch import nn
 
+from gd_torch.errors import ConfigError
 from gd_torch.models import as_targets, evaluating, expected_shape
 
 POINTS_TRIED = 4
@@ -46,3 +49,43 @@ def check_model_fits_data(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fe
             f"{name} maps the data's x of shape {shape} to an output of shape {tuple(output.shape)};"
             f" expected {expected_shape(y)}"
         ) from None
+
+
+def check_trainer_settings(trainer: Any) -> None:
+    """The trainer's settings (its config section) that gd_torch cannot take."""
+    if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
+        raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
+    accumulate = trainer.accumulate_grad_batches
+    if accumulate != 1:  # one step is one batch here: its rows, its loss and its bound
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches is {accumulate}; gd_torch takes one batch a step (full batch"
+            " takes every point already): for larger steps give a larger data.batch_size"
+        )
+    interval = trainer.val_check_interval
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval > 0:
+        raise ConfigError(f"trainer.val_check_interval must be > 0 (an int: every that many steps), got {interval}")
+    if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator is {trainer.accelerator!r} but no CUDA GPU is available here;"
+            " use 'auto' (CUDA when available, else the CPU) or 'cpu'"
+        )
+
+
+def check_batch_limit(limit: int | float, train_loader: Any) -> None:
+    """``trainer.limit_train_batches`` against the training loader: Lightning refuses a fraction of a
+    loader without a length (full batch) only once training starts, in its own words."""
+    if isinstance(limit, float) and limit != 1.0 and not hasattr(train_loader, "__len__"):
+        raise ConfigError(
+            f"trainer.limit_train_batches is {limit}; full batch is one open-ended epoch, every step on every"
+            " point, so a fraction of its batches means nothing: leave it at 1.0, or give data.batch_size"
+        )
+
+
+def float64_in_float32(name: str, precision: Any) -> str:
+    """Why a DataModule's float64 batches cannot train: Lightning converts a batch under 64-true or
+    16-true only, and float64 meets a float32 model otherwise."""
+    return (
+        f"the train_dataloader of {name} yields x of dtype torch.float64, and the model trains in float32"
+        f" (trainer.precision {precision}): convert x in your Dataset (x.float()), or train in float64"
+        " (--trainer.precision 64-true)"
+    )

@@ -29,7 +29,7 @@ from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
 from gd_torch.adapters.loggers import close_writer
 from gd_torch.checkpointing import PeriodicCheckpoint
-from gd_torch.checks import check_model_fits_data
+from gd_torch.checks import check_batch_limit, check_model_fits_data, check_trainer_settings, float64_in_float32
 from gd_torch.configfile import SaveConfig, check_yaml, config_files, unknown_key, unknown_key_line
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
@@ -151,23 +151,7 @@ class GradientDescentCLI(LightningCLI):
             # A model without arguments: the size links still record their values under its init_args
             # (Lightning's instantiator expects the key), and sizes_as_built drops them again.
             model.init_args = Namespace()
-        trainer = self.config.trainer
-        if not (isinstance(trainer.max_steps, int) and trainer.max_steps >= 1):
-            raise ConfigError(f"trainer.max_steps must be >= 1 (one step = one update), got {trainer.max_steps}")
-        accumulate = trainer.accumulate_grad_batches
-        if accumulate != 1:  # one step is one batch here: its rows, its loss and its bound
-            raise ConfigError(
-                f"trainer.accumulate_grad_batches is {accumulate}; gd_torch takes one batch a step (full batch"
-                " takes every point already): for larger steps give a larger data.batch_size"
-            )
-        interval = trainer.val_check_interval
-        if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval > 0:
-            raise ConfigError(f"trainer.val_check_interval must be > 0 (an int: every that many steps), got {interval}")
-        if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-            raise ConfigError(
-                f"trainer.accelerator is {trainer.accelerator!r} but no CUDA GPU is available here;"
-                " use 'auto' (CUDA when available, else the CPU) or 'cpu'"
-            )
+        check_trainer_settings(self.config.trainer)
         ckpt_path = self.config.ckpt_path
         if ckpt_path not in (None, LAST) and not Path(ckpt_path).is_file():
             raise ConfigError(f"ckpt_path: no checkpoint file at {ckpt_path}")
@@ -314,12 +298,7 @@ class GradientDescentCLI(LightningCLI):
             data.setup("fit")
         except ValueError as error:
             raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
-        limit = self.trainer.limit_train_batches
-        if isinstance(limit, float) and limit != 1.0 and not hasattr(data.train_dataloader(), "__len__"):
-            raise ConfigError(  # Lightning would say so only once training starts, in its own words
-                f"trainer.limit_train_batches is {limit}; full batch is one open-ended epoch, every step on every"
-                " point, so a fraction of its batches means nothing: leave it at 1.0, or give data.batch_size"
-            )
+        check_batch_limit(self.trainer.limit_train_batches, data.train_dataloader())
         splits = data.measured_splits(self.trainer.strategy.root_device)
         if "val" not in splits:
             # Nothing to validate: Lightning's validation loop stays out of the run altogether.
@@ -338,12 +317,7 @@ class GradientDescentCLI(LightningCLI):
         except Exception as error:  # the user's own code: its message, on one line
             raise self.not_set_up(data, error) from None
         if x.dtype == torch.float64 and converter(self.trainer) is None:
-            # Lightning converts a batch under 64-true or 16-true only; float64 meets a float32 model otherwise.
-            raise self.not_set_up(data, ValueError(
-                f"the train_dataloader of {type(data).__name__} yields x of dtype torch.float64, and the model trains"
-                f" in float32 (trainer.precision {self.trainer.precision}): convert x in your Dataset (x.float()), or"
-                " train in float64 (--trainer.precision 64-true)"
-            ))  # fmt: skip
+            raise self.not_set_up(data, ValueError(float64_in_float32(type(data).__name__, self.trainer.precision)))
         self.model.schema = schema_of(data)
         if dataloader(data, "val") is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run

@@ -10,9 +10,10 @@ says, standardized, and moved to the device (through pinned memory on CUDA).
 
 A Parquet row group (or ``chunk_rows`` rows of a .npy) is a *piece* (:mod:`gd_torch.pieces` reads
 them): the unit of sharding (each process streams its own contiguous pieces) and of shuffling
-(mini-batches take the pieces in a seeded order, through a shuffle buffer). What stays in memory: the float32 blocks of three chunks (the one
-being used, the one read ahead, the one being filled: :class:`Blocks`), what pyarrow's scan holds
-ahead (batches of ``READ_ROWS`` rows, whatever ``chunk_rows`` is), and one byte a row for the split.
+(mini-batches take the pieces in a seeded order, through a shuffle buffer). What stays in memory:
+the float32 blocks of three chunks (the one being used, the one read ahead, the one being filled:
+:class:`Blocks`), what pyarrow's scan holds ahead (batches of ``READ_ROWS`` rows, whatever
+``chunk_rows`` is), and one byte a row for the split.
 """
 
 import sys
