@@ -71,14 +71,20 @@ def check_trainer_settings(trainer: Any) -> None:
         )
 
 
-def check_batch_limit(limit: int | float, train_loader: Any) -> None:
+def check_batch_limit(limit: int | float, train_loader: Any, instead: str) -> None:
     """``trainer.limit_train_batches`` against the training loader: Lightning refuses a fraction of a
-    loader without a length (full batch) only once training starts, in its own words."""
-    if isinstance(limit, float) and limit != 1.0 and not hasattr(train_loader, "__len__"):
-        raise ConfigError(
-            f"trainer.limit_train_batches is {limit}; full batch is one open-ended epoch, every step on every"
-            " point, so a fraction of its batches means nothing: leave it at 1.0, or give data.batch_size"
-        )
+    loader without a length only once training starts, in its own words. ``instead``: what to do."""
+    if isinstance(limit, float) and limit != 1.0 and not has_length(train_loader):
+        raise ConfigError(f"trainer.limit_train_batches is {limit}; {instead}")
+
+
+def has_length(loader: Any) -> bool:
+    """Whether a loader knows its number of batches (a DataLoader over an IterableDataset raises)."""
+    try:
+        len(loader)
+    except TypeError:
+        return False
+    return True
 
 
 def float64_in_float32(name: str, precision: Any) -> str:

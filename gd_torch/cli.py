@@ -298,7 +298,12 @@ class GradientDescentCLI(LightningCLI):
             data.setup("fit")
         except ValueError as error:
             raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
-        check_batch_limit(self.trainer.limit_train_batches, data.train_dataloader())
+        check_batch_limit(
+            self.trainer.limit_train_batches,
+            data.train_dataloader(),
+            "full batch is one open-ended epoch, every step on every point, so a fraction of its batches"
+            " means nothing: leave it at 1.0, or give data.batch_size",
+        )
         splits = data.measured_splits(self.trainer.strategy.root_device)
         if "val" not in splits:
             # Nothing to validate: Lightning's validation loop stays out of the run altogether.
@@ -318,6 +323,12 @@ class GradientDescentCLI(LightningCLI):
             raise self.not_set_up(data, error) from None
         if x.dtype == torch.float64 and converter(self.trainer) is None:
             raise self.not_set_up(data, ValueError(float64_in_float32(type(data).__name__, self.trainer.precision)))
+        check_batch_limit(
+            self.trainer.limit_train_batches,
+            dataloader(data, "train"),
+            f"the train_dataloader of {type(data).__name__} has no length (an IterableDataset) to take a"
+            " fraction of: leave it at 1.0, or give a whole number of batches",
+        )
         self.model.schema = schema_of(data)
         if dataloader(data, "val") is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run

@@ -55,7 +55,9 @@ class StepScale:
         """What the eigenvalue is of, for the console ("" when it is the whole loss, measured whole)."""
         if self.whole:
             return ""
-        if self.step_points is not None and self.step_points == self.split_points:
+        if self.step_points is None:  # a loader that yields whole batches: their size is its own
+            step = f"the {self.reduction} over one of its batches"
+        elif self.step_points == self.split_points:
             step = f"the {self.reduction} over all {self.step_points:,} training points"
         else:
             step = f"the {self.reduction} over a batch of {self.step_points:,} points"

@@ -76,3 +76,20 @@ class Doubles(TensorData):
     def train_dataloader(self):
         x, y = self.train_set.tensors
         return DataLoader(TensorDataset(x.double(), y.double()), batch_size=self.n)
+
+
+class Chunks(torch.utils.data.IterableDataset):
+    """Ten seeded batches of 32 points, yielded whole (a stream: no length)."""
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(10):
+            x = torch.randn(32, 3, generator=generator)
+            yield x, x @ torch.tensor(WEIGHT) + BIAS + 0.1 * torch.randn(32, generator=generator)
+
+
+class Streaming(pl.LightningDataModule):
+    """A DataModule over an IterableDataset that yields whole batches (batch_size=None)."""
+
+    def train_dataloader(self):
+        return DataLoader(Chunks(), batch_size=None)

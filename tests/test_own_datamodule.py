@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from own_data import points
+from own_data import Chunks, points
 
 import gd_torch
 
@@ -152,6 +152,34 @@ def test_under_64_true_an_own_datamodule_trains_in_float64_like_numpy(train, tmp
     assert run.summary["params"]["bias"] == pytest.approx(b, rel=1e-12)
     xv, yv = (t.double().numpy() for t in points(100, seed=2))
     assert run.summary["metrics"]["val"] == pytest.approx(numpy_metrics(xv, yv, w, b), rel=1e-10)
+
+
+def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_of(train, tmp_path):
+    """Whole batches from an IterableDataset (batch_size=None): the step's size is the loader's own.
+    Before: the run failed as it started ("unsupported format string passed to NoneType.__format__")."""
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": "own_data.Streaming"}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    run = train(config=path)
+    assert run.exit_code == 0, run.stderr
+    assert "of one step's loss, the mean over one of its batches, estimated on the first 320 training points" in (
+        run.stdout
+    )
+    x, y = (torch.cat(parts).double().numpy() for parts in zip(*Chunks(), strict=True))
+    weight, bias = np.array(run.summary["params"]["weight"]), run.summary["params"]["bias"]
+    assert run.summary["final_loss"] == pytest.approx(numpy_metrics(x, y, weight, bias)["mse"], rel=1e-6)
+
+
+def test_a_fraction_of_an_iterabledatasets_batches_is_one_error_line(train, tmp_path):
+    """Before: "training failed: When using an `IterableDataset`, `Trainer(limit_train_batches)` must be
+    `1.0` or an int", from a run already in its directory."""
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": "own_data.Streaming"}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    line = assert_clean_error(train("--trainer.limit_train_batches=0.5", config=path))
+    assert line.startswith("error: trainer.limit_train_batches is 0.5; the train_dataloader of Streaming has no length")
 
 
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
