@@ -32,6 +32,9 @@ _INAPPLICABLE_WARNINGS = (
     # A resumed run writes to a new version directory by design, so the checkpoint callback's
     # bookkeeping of the old directory is rightly not carried over.
     (UserWarning, r"The dirpath has changed from"),
+    # GradientDescent validates whatever data has a val split; one without is a run without val/loss,
+    # which the docs say (the same as a PointData with nothing held out, which says nothing).
+    (UserWarning, r"You defined a `validation_step` but have no `val_dataloader`"),
 )
 
 

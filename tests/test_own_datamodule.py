@@ -154,7 +154,7 @@ def test_under_64_true_an_own_datamodule_trains_in_float64_like_numpy(train, tmp
     assert run.summary["metrics"]["val"] == pytest.approx(numpy_metrics(xv, yv, w, b), rel=1e-10)
 
 
-def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_of(train, tmp_path):
+def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_of(train, tmp_path, recwarn):
     """Whole batches from an IterableDataset (batch_size=None): the step's size is the loader's own.
     Before: the run failed as it started ("unsupported format string passed to NoneType.__format__")."""
     settings = config(tmp_path)
@@ -169,6 +169,8 @@ def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_
     x, y = (torch.cat(parts).double().numpy() for parts in zip(*Chunks(), strict=True))
     weight, bias = np.array(run.summary["params"]["weight"]), run.summary["params"]["bias"]
     assert run.summary["final_loss"] == pytest.approx(numpy_metrics(x, y, weight, bias)["mse"], rel=1e-6)
+    # No val split is a run without val/loss, as the page says; Lightning's notice of it is not shown.
+    assert not [w for w in recwarn if "have no `val_dataloader`" in str(w.message)]
 
 
 def test_a_fraction_of_an_iterabledatasets_batches_is_one_error_line(train, tmp_path):
