@@ -319,6 +319,7 @@ class GradientDescentCLI(LightningCLI):
         tried on the first batch of its training dataloader."""
         try:
             x, y = first_batch(data)
+            held_out = {split: dataloader(data, split) for split in ("val", "test")}  # one loader each, or none
         except Exception as error:  # the user's own code: its message, on one line
             raise self.not_set_up(data, error) from None
         if x.dtype == torch.float64 and converter(self.trainer) is None:
@@ -330,7 +331,7 @@ class GradientDescentCLI(LightningCLI):
             " fraction of: leave it at 1.0, or give a whole number of batches",
         )
         self.model.schema = schema_of(data)
-        if dataloader(data, "val") is None:
+        if held_out["val"] is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run
         try:
             check_model_fits_data(self.model.model, x, y, self.model.schema.feature_names)

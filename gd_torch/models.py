@@ -139,13 +139,16 @@ def as_targets(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``prediction`` in the shape of the targets ``y``, or a ValueError that says why it cannot be.
 
     One prediction per point and target: for one target, an output of shape (N, 1)
-    (``torch.nn.Linear(F, 1)``) is flattened to (N,); any other shape that differs from y's is refused,
-    so the loss never broadcasts.
+    (``torch.nn.Linear(F, 1)``) is flattened to (N,), and an output of (N,) meets targets of shape
+    (N, 1) (a DataModule's ``y.unsqueeze(1)``) as (N, 1); any other shape that differs from y's is
+    refused, so the loss never broadcasts.
     """
     if prediction.shape == y.shape:
         return prediction
     if prediction.dim() == y.dim() + 1 and prediction.shape[-1] == 1 and prediction.shape[:-1] == y.shape:
         return prediction.squeeze(-1)
+    if y.dim() == prediction.dim() + 1 and y.shape[-1] == 1 and y.shape[:-1] == prediction.shape:
+        return prediction.unsqueeze(-1)
     raise ValueError(f"the model's output has shape {tuple(prediction.shape)}; expected {expected_shape(y)}")
 
 
@@ -154,6 +157,8 @@ def expected_shape(y: torch.Tensor) -> str:
     if y.dim() == 1:
         return f"{tuple(y.shape)} or {(*y.shape, 1)}, one prediction per point"
     targets = y.shape[-1]
+    if targets == 1:
+        return f"{tuple(y.shape)} or {tuple(y.shape[:-1])}, one prediction per point"
     return f"{tuple(y.shape)}, one prediction per point for each of the {targets} targets (e.g. outputs: {targets})"
 
 

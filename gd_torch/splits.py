@@ -9,7 +9,7 @@ bounded subset.
 
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import lightning.pytorch as pl
 import torch
@@ -186,8 +186,16 @@ def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | Non
     except Exception as error:  # the user's own hook: said, not raised over the run
         print(f"note: the {split} split is left out: {split}_dataloader() raised {named(error)}", file=sys.stderr)
         return None
+    if isinstance(loader, list | tuple) and not loader:
+        return None  # Lightning's "no such split"
+    several = isinstance(loader, Mapping) or isinstance(loader, list | tuple) and len(loader) > 1
+    if several:  # Lightning's several dataloaders: gd_torch's steps and measurements take one
+        raise ValueError(
+            f"the {split}_dataloader of {type(datamodule).__name__} gives {len(loader)} dataloaders (a"
+            f" {type(loader).__name__}, which Lightning reads as several); gd_torch takes one: combine them"
+        )
     if isinstance(loader, list | tuple):
-        loader = loader[0] if len(loader) == 1 else None
+        loader = loader[0]
     return in_order(loader)
 
 

@@ -93,3 +93,18 @@ class Streaming(pl.LightningDataModule):
 
     def train_dataloader(self):
         return DataLoader(Chunks(), batch_size=None)
+
+
+class TwoLoaders(TensorData):
+    """Two training dataloaders in a list: Lightning's several dataloaders."""
+
+    def train_dataloader(self):
+        return [super().train_dataloader(), super().train_dataloader()]
+
+
+class ColumnTargets(TensorData):
+    """Targets of shape (N, 1), as ``y.unsqueeze(1)`` makes them."""
+
+    def train_dataloader(self):
+        x, y = self.train_set.tensors
+        return DataLoader(TensorDataset(x, y.unsqueeze(1)), batch_size=self.n)

@@ -124,8 +124,10 @@ def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
                 "--trainer.precision 64-true",
             ],
         ),
+        # before: "TwoLoaders has no train_dataloader()"
+        ("own_data.TwoLoaders", ["the train_dataloader of TwoLoaders gives 2 dataloaders (a list, which Lightning"]),
     ],
-    ids=["no train dataloader", "dicts", "three items", "integers", "float64 in float32"],
+    ids=["no train dataloader", "dicts", "three items", "integers", "float64 in float32", "two loaders"],
 )
 def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, words):
     settings = config(tmp_path)
@@ -182,6 +184,21 @@ def test_a_fraction_of_an_iterabledatasets_batches_is_one_error_line(train, tmp_
     path.write_text(yaml.safe_dump(settings))
     line = assert_clean_error(train("--trainer.limit_train_batches=0.5", config=path))
     assert line.startswith("error: trainer.limit_train_batches is 0.5; the train_dataloader of Streaming has no length")
+
+
+def test_targets_of_shape_n_by_1_are_one_target_like_numpy(train, tmp_path):
+    """y of shape (N, 1) (``y.unsqueeze(1)``) is one target. Before: one error line, "LinearRegression maps
+    the data's x of shape (4, 3) to an output of shape (4,); expected (4, 1) ... each of the 1 targets"."""
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": "own_data.ColumnTargets"}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    run = train(config=path)
+    assert run.exit_code == 0, run.stderr
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    assert run.summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+    assert run.summary["metrics"]["train"] == pytest.approx(numpy_metrics(x, y, w, b), rel=1e-5)
 
 
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
