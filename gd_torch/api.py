@@ -106,7 +106,9 @@ def fit(config: str | Path | dict, *flags: str, data: Any = None) -> Run:
     pyarrow Table, a dict of columns, or ``(x, y)`` arrays or tensors (x's columns are then ``x`` or
     ``x1``, ``x2``, ...; y's ``y`` or ``y1``, ...). It is read as ``gd_torch.data.TablePoints`` reads a
     file: the config's ``data`` section gives ``x``, ``y``, ``categorical``, ``missing``,
-    ``standardize`` and the split, and a pandas ``category`` column is categorical.
+    ``standardize`` and the split, and a pandas ``category`` column is categorical. Or it is a
+    ``LightningDataModule`` of your own, made in the notebook: the run takes it as the command takes
+    one its config names (the config's ``data`` section is not used).
 
     Raises :class:`ConfigError`, whose message is the command's ``error:`` line, for invalid input;
     a run that diverges or fails is returned, its ``exit_code`` and ``summary["stop_reason"]`` saying so.
@@ -141,6 +143,10 @@ def _table_of(data: Any) -> tuple[Any, list[str]]:
     become columns named here, so they are named in the flags too."""
     if data is None:
         return None, []
+    import lightning.pytorch as pl
+
+    if isinstance(data, pl.LightningDataModule):  # a DataModule of one's own, made in the notebook
+        return data, ["--data.class_path=gd_torch.data.HandedDataModule"]
     flags = ["--data.class_path=gd_torch.data.TablePoints", "--data.init_args.path=null"]
     if not isinstance(data, tuple):
         return data, flags

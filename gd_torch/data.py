@@ -23,6 +23,7 @@ __all__ = [
     "Batches",
     "CSVPoints",
     "FullBatch",
+    "HandedDataModule",
     "OneBatch",
     "PointData",
     "Points",
@@ -326,7 +327,7 @@ class SyntheticLine(PointData):
         return x, y
 
 
-from gd_torch.table_points import CSVPoints, TablePoints, handing  # noqa: E402 (it builds on PointData)
+from gd_torch.table_points import CSVPoints, HandedDataModule, TablePoints, handing  # noqa: E402 (it builds on PointData)
 
 # Its public home, as NumPy's set_module does: --help, errors and saved configs say gd_torch.data.TablePoints.
 TablePoints.__module__ = __name__

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import pyarrow as pa
 import torch
 
@@ -273,6 +274,21 @@ def handing(data: object) -> Iterator[None]:
         yield
     finally:
         _HANDED.reset(token)
+
+
+class HandedDataModule(pl.LightningDataModule):
+    """Stands for the LightningDataModule handed to ``gd_torch.fit(config, data=module)``: the config
+    names this class, and making it gives the module handed over, which the command then checks,
+    sizes the model from and trains on as it does a configured one."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> pl.LightningDataModule:
+        data = _HANDED.get()
+        if not isinstance(data, pl.LightningDataModule):
+            raise ValueError(
+                "data: gd_torch.data.HandedDataModule stands for a DataModule handed to gd_torch.fit(config,"
+                " data=...); a config names the DataModule's own class"
+            )
+        return data  # not an instance of this class: Python does not call __init__ on it
 
 
 def handed_table(key: str) -> Source:

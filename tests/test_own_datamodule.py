@@ -74,6 +74,21 @@ def test_an_own_datamodule_trains_from_the_command_like_numpy(train, tmp_path, r
     assert (run.run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_a_datamodule_made_in_a_notebook_is_handed_to_fit(tmp_path, train):
+    """``gd_torch.fit(config, data=module)``. Before: "data: a table is a pandas or polars DataFrame, ...;
+    got a TensorData"."""
+    from own_data import TensorData
+
+    run = gd_torch.fit(config(tmp_path / "fit"), data=TensorData(val=0))
+    assert run.exit_code == 0
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    assert run.summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+    assert run.summary["final_loss"] == pytest.approx(numpy_metrics(x, y, w, b)["mse"], rel=1e-5)
+    line = assert_clean_error(train("--data=gd_torch.data.HandedDataModule", save_dir=tmp_path / "none"))
+    assert line.startswith("error: data: gd_torch.data.HandedDataModule stands for a DataModule handed to")
+
+
 def test_an_own_datamodule_trains_from_fit_in_shuffled_minibatches(tmp_path):
     run = gd_torch.fit(config(tmp_path, batch_size=32, shuffle=True), "--trainer.max_steps=400")
     assert run.exit_code == 0

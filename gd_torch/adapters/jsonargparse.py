@@ -226,9 +226,10 @@ def shorter_subclasses(paths: list[str]) -> str:
     if "torch.nn.Module" in paths:  # the model: the project's, torch's linear layer, and the rule
         ours = [p for p in paths if p.startswith("gd_torch.models.") and p != "gd_torch.models.Predictor"]
         return ", ".join([*ours, "torch.nn.Linear"]) + "; any nn.Module by class_path"
-    ours = [p for p in paths if p.startswith("gd_torch.") and p != "gd_torch.data.PointData"]
+    hidden = ("gd_torch.data.PointData", "gd_torch.data.HandedDataModule")  # a base; gd_torch.fit's own
+    ours = [p for p in paths if p.startswith("gd_torch.") and p not in hidden]
     if ours:
-        others = len(paths) - len(ours) - ("gd_torch.data.PointData" in paths)
+        others = len(paths) - len(ours) - sum(p in paths for p in hidden)
         return ", ".join(ours) + (f"; {others} more" if others else "") + "; your own by class_path"
     usual = [p for p in FIRST if p in paths] + [p for p in paths if p not in FIRST]
     if len(usual) > LISTED:
