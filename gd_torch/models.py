@@ -48,8 +48,11 @@ class Line(nn.Module):
 
 
 def _as_features(x: torch.Tensor) -> torch.Tensor:
-    """(N,) for one feature or (N, F): always (N, F)."""
-    return x.unsqueeze(-1) if x.dim() == 1 else x
+    """(N,) for one feature, (N, F), or points of more dimensions (an image's (N, C, H, W)) flattened:
+    always (N, F)."""
+    if x.dim() == 1:
+        return x.unsqueeze(-1)
+    return x.flatten(1) if x.dim() > 2 else x
 
 
 def _count(name: str, value: int | None) -> int:
@@ -68,8 +71,9 @@ class LinearRegression(nn.Module):
     target), ``weight`` is (features, outputs) and ``bias`` (outputs,): one linear regression per target.
 
     Args:
-        features: The number of input columns, >= 1; left out, the command takes the data's (one-hot
-            categories counted), and Python's default is 1.
+        features: The number of input columns, >= 1 (a point of more dimensions, an image's (C, H, W),
+            is flattened: C * H * W); left out, the command takes the data's (one-hot categories
+            counted), and Python's default is 1.
         outputs: The number of targets it predicts, >= 1; left out, the data's (1 in Python).
     """
 
@@ -94,8 +98,9 @@ class MLP(nn.Module):
     PyTorch's default initialisation: set ``seed_everything`` to make it repeatable.
 
     Args:
-        features: The number of input columns, >= 1; left out, the command takes the data's (one-hot
-            categories counted), and Python's default is 1.
+        features: The number of input columns, >= 1 (a point of more dimensions, an image's (C, H, W),
+            is flattened: C * H * W); left out, the command takes the data's (one-hot categories
+            counted), and Python's default is 1.
         outputs: The number of targets it predicts, >= 1; left out, the data's (1 in Python).
         hidden: The width of each hidden layer (default: [32, 32]).
         activation: The nonlinearity after each hidden layer.

@@ -24,7 +24,7 @@ def schema_of(data: pl.LightningDataModule) -> Schema | None:
     if hasattr(data, "known_schema"):  # a PointData
         return data.known_schema()
     x, y = first_batch(data)
-    features = 1 if x.dim() == 1 else x.shape[1]
+    features = 1 if x.dim() == 1 else x[0].numel()  # an image's (C, H, W): its C * H * W values
     targets = 1 if y.dim() == 1 else y.shape[1]
     x_names = ["x"] if features == 1 else [f"x{i}" for i in range(1, features + 1)]
     return Schema(x_names, ["y"] if targets == 1 else [f"y{i}" for i in range(1, targets + 1)])

@@ -108,3 +108,14 @@ class ColumnTargets(TensorData):
     def train_dataloader(self):
         x, y = self.train_set.tensors
         return DataLoader(TensorDataset(x, y.unsqueeze(1)), batch_size=self.n)
+
+
+class Images(TensorData):
+    """Points of shape (1, 4, 4), as an image DataModule gives them: y linear in the 16 pixels."""
+
+    def setup(self, stage: str) -> None:
+        generator = torch.Generator().manual_seed(3)
+        x = torch.randn(self.n, 1, 4, 4, generator=generator)
+        pixels = torch.linspace(-1.0, 1.0, 16)
+        y = x.flatten(1) @ pixels + BIAS + 0.1 * torch.randn(self.n, generator=generator)
+        self.train_set, self.val_set = TensorDataset(x, y), None

@@ -216,6 +216,27 @@ def test_targets_of_shape_n_by_1_are_one_target_like_numpy(train, tmp_path):
     assert run.summary["metrics"]["train"] == pytest.approx(numpy_metrics(x, y, w, b), rel=1e-5)
 
 
+def test_images_are_flattened_and_counted_for_a_linear_model_like_numpy(train, tmp_path):
+    """x of shape (N, 1, 4, 4): LinearRegression sized 16 from the data, on the flattened pixels. Before:
+    "LinearRegression fails on the data's x of shape (4, 1, 4, 4): size mismatch ... (1 feature: x)"."""
+    from own_data import Images
+
+    settings = config(tmp_path)
+    settings["data"] = {"class_path": "own_data.Images"}
+    del settings["model"]["model"]["init_args"]  # features: the data's
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    run = train(config=path)
+    assert run.exit_code == 0, run.stderr
+    data = Images()
+    data.setup("fit")
+    x, y = (t.double().numpy() for t in data.train_set.tensors)
+    w, b = numpy_descent(x.reshape(len(x), -1), y, STEPS, RATE, len(y))
+    assert len(run.summary["params"]["weight"]) == 16
+    assert run.summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5, abs=1e-7)
+    assert run.summary["params"]["bias"] == pytest.approx(b, rel=1e-5)
+
+
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
     settings = config(tmp_path)
     del settings["model"]["model"]["init_args"]  # features: left to the data
