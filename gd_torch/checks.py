@@ -1,6 +1,7 @@
 """Checks made before a run directory is claimed, so that what gd_torch cannot run is one ``error:``
 line and not a failed run: the trainer's settings, and the model and the data together."""
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,10 +72,11 @@ def check_trainer_settings(trainer: Any) -> None:
         )
 
 
-def check_batch_limit(limit: int | float, train_loader: Any, instead: str) -> None:
-    """``trainer.limit_train_batches`` against the training loader: Lightning refuses a fraction of a
-    loader without a length only once training starts, in its own words. ``instead``: what to do."""
-    if isinstance(limit, float) and limit != 1.0 and not has_length(train_loader):
+def check_batch_limit(limit: int | float, train_loader: Callable[[], Any], instead: str) -> None:
+    """``trainer.limit_train_batches`` against the training loader (made only for a fraction: a streamed
+    table's counts its pieces' rows): Lightning refuses a fraction of a loader without a length only
+    once training starts, in its own words. ``instead``: what to do."""
+    if isinstance(limit, float) and limit != 1.0 and not has_length(train_loader()):
         raise ConfigError(f"trainer.limit_train_batches is {limit}; {instead}")
 
 

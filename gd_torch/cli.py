@@ -300,7 +300,7 @@ class GradientDescentCLI(LightningCLI):
             raise ConfigError(f"{self.config_key_of(type(data))}.{one_line(str(error))}") from None
         check_batch_limit(
             self.trainer.limit_train_batches,
-            data.train_dataloader(),
+            data.train_dataloader,
             "full batch is one open-ended epoch, every step on every point, so a fraction of its batches"
             " means nothing: leave it at 1.0, or give data.batch_size",
         )
@@ -326,7 +326,7 @@ class GradientDescentCLI(LightningCLI):
             raise self.not_set_up(data, ValueError(float64_in_float32(type(data).__name__, self.trainer.precision)))
         check_batch_limit(
             self.trainer.limit_train_batches,
-            dataloader(data, "train"),
+            lambda: dataloader(data, "train"),
             f"the train_dataloader of {type(data).__name__} has no length (an IterableDataset) to take a"
             " fraction of: leave it at 1.0, or give a whole number of batches",
         )
