@@ -5,6 +5,7 @@ float64 NumPy run of the same full-batch descent; what it lacks is one error lin
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,19 @@ def config(tmp_path, **data) -> dict:
     }  # fmt: skip
 
 
+def config_file(tmp_path, data_class: str | None = None, sized_by_data: bool = False) -> Path:
+    """:func:`config` written as ``own.yaml``; ``data_class``: another DataModule (no init_args);
+    ``sized_by_data``: the model's features left to the data."""
+    settings = config(tmp_path)
+    if data_class is not None:
+        settings["data"] = {"class_path": data_class}
+    if sized_by_data:
+        del settings["model"]["model"]["init_args"]
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
 def numpy_descent(x: np.ndarray, y: np.ndarray, steps: int, rate: float, divisor: int) -> tuple[np.ndarray, float]:
     """Full-batch gradient descent on the squared error (divided by ``divisor``: N for the mean, 1 for
     the sum) from LinearRegression's zeros, in float64."""
@@ -49,8 +63,7 @@ def numpy_metrics(x, y, w, b) -> dict:
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_an_own_datamodule_trains_from_the_command_like_numpy(train, tmp_path, reduction):
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path)))
+    path = config_file(tmp_path)
     rate = RATE if reduction == "mean" else RATE / 300
     run = train(f"--model.reduction={reduction}", f"--model.learning_rate={rate}", config=path)
     assert run.exit_code == 0, run.stderr
@@ -114,8 +127,7 @@ def test_measuring_a_shuffled_datamodule_draws_nothing_from_the_runs_random_stre
 def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
     from gd_torch.command import build
 
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path)))
+    path = config_file(tmp_path)
     cli = build(["--config", str(path)])
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.datamodule.setups == 1
@@ -145,10 +157,7 @@ def test_the_command_sets_an_own_datamodule_up_once(tmp_path):
     ids=["no train dataloader", "dicts", "three items", "integers", "float64 in float32", "two loaders"],
 )
 def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, words):
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": data}
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, data)
     name = data.split(".")[1]
     assert_clean_error(train(config=path), f"error: data: {name} cannot be set up: ", *words)
 
@@ -157,10 +166,7 @@ def test_what_an_own_datamodule_lacks_is_one_error_line(train, tmp_path, data, w
 def test_under_64_true_an_own_datamodule_trains_in_float64_like_numpy(train, tmp_path, data):
     """Before: the final metrics, outside Lightning's loop, met the float64 model with the val_dataloader's
     float32 batches, and the run failed at its end."""
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": data}
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, data)
     run = train("--trainer.precision=64-true", config=path)
     assert run.exit_code == 0, run.stderr
     x, y = (t.double().numpy() for t in points(300, seed=1))
@@ -174,10 +180,7 @@ def test_under_64_true_an_own_datamodule_trains_in_float64_like_numpy(train, tmp
 def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_of(train, tmp_path, recwarn):
     """Whole batches from an IterableDataset (batch_size=None): the step's size is the loader's own.
     Before: the run failed as it started ("unsupported format string passed to NoneType.__format__")."""
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": "own_data.Streaming"}
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, "own_data.Streaming")
     run = train(config=path)
     assert run.exit_code == 0, run.stderr
     assert "of one step's loss, the mean over one of its batches, estimated on the first 320 training points" in (
@@ -193,10 +196,7 @@ def test_a_datamodule_over_an_iterabledataset_trains_and_says_what_its_bound_is_
 def test_a_fraction_of_an_iterabledatasets_batches_is_one_error_line(train, tmp_path):
     """Before: "training failed: When using an `IterableDataset`, `Trainer(limit_train_batches)` must be
     `1.0` or an int", from a run already in its directory."""
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": "own_data.Streaming"}
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, "own_data.Streaming")
     line = assert_clean_error(train("--trainer.limit_train_batches=0.5", config=path))
     assert line.startswith("error: trainer.limit_train_batches is 0.5; the train_dataloader of Streaming has no length")
 
@@ -204,10 +204,7 @@ def test_a_fraction_of_an_iterabledatasets_batches_is_one_error_line(train, tmp_
 def test_targets_of_shape_n_by_1_are_one_target_like_numpy(train, tmp_path):
     """y of shape (N, 1) (``y.unsqueeze(1)``) is one target. Before: one error line, "LinearRegression maps
     the data's x of shape (4, 3) to an output of shape (4,); expected (4, 1) ... each of the 1 targets"."""
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": "own_data.ColumnTargets"}
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, "own_data.ColumnTargets")
     run = train(config=path)
     assert run.exit_code == 0, run.stderr
     x, y = (t.double().numpy() for t in points(300, seed=1))
@@ -221,11 +218,7 @@ def test_images_are_flattened_and_counted_for_a_linear_model_like_numpy(train, t
     "LinearRegression fails on the data's x of shape (4, 1, 4, 4): size mismatch ... (1 feature: x)"."""
     from own_data import Images
 
-    settings = config(tmp_path)
-    settings["data"] = {"class_path": "own_data.Images"}
-    del settings["model"]["model"]["init_args"]  # features: the data's
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, "own_data.Images", sized_by_data=True)
     run = train(config=path)
     assert run.exit_code == 0, run.stderr
     data = Images()
@@ -238,10 +231,7 @@ def test_images_are_flattened_and_counted_for_a_linear_model_like_numpy(train, t
 
 
 def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_error_line(train, tmp_path):
-    settings = config(tmp_path)
-    del settings["model"]["model"]["init_args"]  # features: left to the data
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = config_file(tmp_path, sized_by_data=True)
     line = assert_clean_error(train("--model.model.init_args.features=5", config=path))
     assert line == (
         "error: model.model.init_args.features is 5, but the data has 3 features (x1, x2, x3);"
@@ -256,8 +246,7 @@ def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_erro
 def test_an_own_datamodule_on_two_processes_follows_one(tmp_path):
     """Lightning shards the DataModule's loader over the processes (its DistributedSampler); the mean's
     divisor is the global count, so 2 processes take the one-process steps."""
-    path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path)))
+    path = config_file(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
     argv = command("--config", str(path), "--trainer.strategy=ddp", "--trainer.devices=2",
                    "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
