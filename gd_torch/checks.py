@@ -89,11 +89,20 @@ def has_length(loader: Any) -> bool:
     return True
 
 
-def float64_in_float32(name: str, precision: Any) -> str:
-    """Why a DataModule's float64 batches cannot train: Lightning converts a batch under 64-true or
-    16-true only, and float64 meets a float32 model otherwise."""
-    return (
-        f"the train_dataloader of {name} yields x of dtype torch.float64, and the model trains in float32"
-        f" (trainer.precision {precision}): convert x in your Dataset (x.float()), or train in float64"
-        " (--trainer.precision 64-true)"
-    )
+def batch_dtype_problem(name: str, x: torch.Tensor, y: torch.Tensor, precision: Any, converted: bool) -> str | None:
+    """What is wrong with the dtypes of a DataModule's first batch, or None. ``converted``: whether
+    Lightning converts a batch under the run's precision (64-true, 16-true); otherwise float64 meets
+    a float32 model."""
+    for role, values in (("x", x), ("y", y)):
+        if not values.is_floating_point():  # a Linear layer refuses integers, and the loss is of reals
+            return (
+                f"the train_dataloader of {name} yields {role} of dtype {values.dtype}; the model takes"
+                f" floating-point tensors: convert them in your Dataset ({role}.float())"
+            )
+    if x.dtype == torch.float64 and not converted:
+        return (
+            f"the train_dataloader of {name} yields x of dtype torch.float64, and the model trains in float32"
+            f" (trainer.precision {precision}): convert x in your Dataset (x.float()), or train in float64"
+            " (--trainer.precision 64-true)"
+        )
+    return None

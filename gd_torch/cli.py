@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -29,7 +28,7 @@ from gd_torch import signals
 from gd_torch.adapters.jsonargparse import ShortHelp, explain, plain_parser_message
 from gd_torch.adapters.loggers import close_writer
 from gd_torch.checkpointing import PeriodicCheckpoint
-from gd_torch.checks import check_batch_limit, check_model_fits_data, check_trainer_settings, float64_in_float32
+from gd_torch.checks import batch_dtype_problem, check_batch_limit, check_model_fits_data, check_trainer_settings
 from gd_torch.configfile import SaveConfig, check_yaml, config_files, unknown_key, unknown_key_line
 from gd_torch.dashboard import Dashboard
 from gd_torch.data import PointData
@@ -322,8 +321,11 @@ class GradientDescentCLI(LightningCLI):
             held_out = {split: dataloader(data, split) for split in ("val", "test")}  # one loader each, or none
         except Exception as error:  # the user's own code: its message, on one line
             raise self.not_set_up(data, error) from None
-        if x.dtype == torch.float64 and converter(self.trainer) is None:
-            raise self.not_set_up(data, ValueError(float64_in_float32(type(data).__name__, self.trainer.precision)))
+        problem = batch_dtype_problem(
+            type(data).__name__, x, y, self.trainer.precision, converted=converter(self.trainer) is not None
+        )
+        if problem:
+            raise self.not_set_up(data, ValueError(problem))
         check_batch_limit(
             self.trainer.limit_train_batches,
             lambda: dataloader(data, "train"),

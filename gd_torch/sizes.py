@@ -41,15 +41,10 @@ def first_batch(data: pl.LightningDataModule) -> Batch:
     if loader is None:
         raise ValueError(f"{type(data).__name__} has no train_dataloader(); gd_torch trains on the batches it gives")
     batch = next(iter(loader), None)
-    where = f"the train_dataloader of {type(data).__name__}"
     if not is_batch(batch):
-        raise ValueError(f"{where} yields {batch_in_words(batch)}; it must yield (x, y)")
-    for name, values in zip("xy", batch, strict=True):
-        if not values.is_floating_point():  # a Linear layer refuses integers, and the loss is of reals
-            raise ValueError(
-                f"{where} yields {name} of dtype {values.dtype}; the model takes floating-point tensors:"
-                f" convert them in your Dataset ({name}.float())"
-            )
+        raise ValueError(
+            f"the train_dataloader of {type(data).__name__} yields {batch_in_words(batch)}; it must yield (x, y)"
+        )
     _FIRST[data] = (batch[0], batch[1])
     return _FIRST[data]
 
