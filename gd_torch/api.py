@@ -4,7 +4,7 @@ import copy
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import nn
 
 from gd_torch.errors import ConfigError
 from gd_torch.models import Predictor
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "last") -> Predictor:
+def load_run(
+    run_dir: str | Path,
+    checkpoint: str = "last",
+    *,
+    allow: Iterable[str | type[nn.Module]] = (),
+    model: nn.Module | None = None,
+) -> Predictor:
     """The trained model of a run: an ``nn.Module`` in eval mode on the CPU that maps raw x (shape
     (N,) for one feature, (N, F) for several, columns in the order of ``feature_names``) to one
     prediction per point, in the target's units ((N, k) for k targets, named by ``target_names``).
@@ -29,17 +36,30 @@ def load_run(run_dir: str | Path, checkpoint: str = "last") -> Predictor:
     It is built from the run's checkpoint, whose hyperparameters hold the model section of the run's
     ``config.yaml``. ``checkpoint`` is ``"last"`` (``checkpoints/last.ckpt``), ``"best"`` (the best one
     of a ``ModelCheckpoint`` that monitors a value, e.g. ``val/loss``) or the path of a checkpoint file.
-    Raises :class:`ConfigError` when there is no such run or checkpoint.
+
+    A run directory may come from anyone, so the checkpoint is data: it builds only the project's
+    models and ``torch.nn`` modules, with plain values (numbers, strings, booleans, lists of them) for
+    their arguments. A class of your own is built when ``allow`` names it (``allow=["my_models.Parabola"]``,
+    or the class itself); or hand ``model`` over, built as the run built it, and the checkpoint's weights
+    are loaded into it. Anything else is refused before anything it names is imported or called.
+
+    Raises :class:`ConfigError` when there is no such run or checkpoint, or its model is refused.
     """
     from gd_torch.module import GradientDescent  # Lightning: imported when a run is loaded
+    from gd_torch.rebuild import model_of, module_arguments, read_checkpoint
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"run_dir: {run_dir} is not a run directory (it has no config.yaml)")
     path = checkpoint_path(run_dir, checkpoint)
+    saved = read_checkpoint(path)
+    model = model if model is not None else model_of(saved, allow)
     try:
-        module = GradientDescent.load_from_checkpoint(path, map_location="cpu")
-    except Exception as error:  # whatever torch.load or the model's rebuild says
+        module = GradientDescent(model, **module_arguments(saved))
+        # What Lightning's load_from_checkpoint does once the module is built: its hook, then the weights.
+        module.on_load_checkpoint(saved)
+        module.load_state_dict(saved["state_dict"])
+    except Exception as error:  # weights of another model, statistics of another shape
         raise ConfigError(f"checkpoint: cannot load {path}: {' '.join(str(error).split())}") from None
     return module.predictor().eval()
 

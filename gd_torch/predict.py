@@ -10,6 +10,9 @@ written whole or not at all: a ``prediction`` column for one target; ``predictio
 each of several; for a class (a categorical target) one score per class (``prediction_digit=3``)
 and ``prediction``, the class with the highest score. A CSV written from a CSV keeps its cells as
 they were written. Exit code 0, or 2 with one ``error:`` line for a bad run or file.
+
+A run directory may come from anyone: its checkpoint builds only gd_torch's models and torch.nn
+modules; ``--allow my_models.Parabola`` lets it build a class of your own.
 """
 
 import argparse
@@ -32,9 +35,12 @@ EXIT_OK, EXIT_INVALID = 0, 2
 WRITTEN = ("csv", "parquet", "feather")  # the formats --output can have
 
 
-def predict_file(run_dir: str, input_path: str, output_path: str, checkpoint: str = "last") -> int:
-    """Writes ``output_path`` and returns the number of rows predicted."""
-    predictor = load_run(run_dir, checkpoint)
+def predict_file(
+    run_dir: str, input_path: str, output_path: str, checkpoint: str = "last", allow: list[str] | None = None
+) -> int:
+    """Writes ``output_path`` and returns the number of rows predicted. ``allow`` names the model classes
+    of one's own the run's checkpoint may build (as ``load_run``'s)."""
+    predictor = load_run(run_dir, checkpoint, allow=allow or [])
     schema = predictor.schema
     output = Path(output_path)
     kind = SUFFIXES.get(output.suffix.lower())
@@ -129,9 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the input's rows with a prediction column (.csv, .parquet, .feather)",
     )
     parser.add_argument("--checkpoint", default="last", help="last (default), best, or a checkpoint file")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="a model class of your own the run's checkpoint may build, e.g. my_models.Parabola (again for"
+        " another); without it, only gd_torch.models and torch.nn modules are built from a checkpoint",
+    )
     args = parser.parse_args(argv)
     try:
-        count = predict_file(args.run, args.input, args.output, args.checkpoint)
+        count = predict_file(args.run, args.input, args.output, args.checkpoint, args.allow)
     except ConfigError as error:
         # load_run names its arguments; here they are the command's flags.
         message = str(error).replace("run_dir: ", "--run: ", 1).replace("checkpoint: ", "--checkpoint: ", 1)
