@@ -2,6 +2,7 @@
 allowed classes from plain values (load_run, predict.py), and resuming removes nothing outside the
 run's own checkpoints/."""
 
+import json
 import sys
 
 import pytest
@@ -134,3 +135,44 @@ def test_the_projects_models_and_torch_layers_load_as_before(article_run):
     assert model.model.intercept.item() == pytest.approx(1 + 9 * 0.9**5, rel=1e-6)
     with_model(article_run, LINE)  # the checkpoint's own section, as written
     assert load_run(article_run)(torch.tensor([0.0])).item() == pytest.approx(1 + 9 * 0.9**5, rel=1e-6)
+
+
+def test_resuming_a_crafted_checkpoint_removes_no_file_outside_its_checkpoints(train, tmp_path):
+    """Before: Lightning restored the saved paths as they were and removed the previous last.ckpt and
+    best file as it saved, comparing paths without resolving '..': the victims were gone."""
+    extra = tmp_path / "keep_best.yaml"
+    extra.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {every_n_train_steps: 1, save_top_k: 1}\n"
+    )
+    first = train("--config", str(extra), "--trainer.max_steps=5")
+    assert first.exit_code == 0, first.stderr
+    run_dir = first.run_dir
+    victims = [tmp_path / "victim", tmp_path / "outside" / "victim2"]
+    victims[1].parent.mkdir()
+    (tmp_path / "outside" / "link").symlink_to(victims[1])
+    for victim in victims:
+        victim.write_text("someone's file")
+    checkpoints = run_dir / "checkpoints"
+    (checkpoints / "inside-link.ckpt").symlink_to(victims[1])  # in checkpoints/, a link to a file outside
+    escape = f"{checkpoints}/../../../victim"
+    path = checkpoints / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("PeriodicCheckpoint"):
+            state["last_model_path"] = escape
+        elif key.startswith("ModelCheckpoint"):
+            state["best_model_path"] = str(checkpoints / "inside-link.ckpt")
+            state["best_k_models"] = {str(checkpoints / "inside-link.ckpt"): torch.tensor(0.0)}
+            state["kth_best_model_path"] = str(checkpoints / "inside-link.ckpt")
+            state["last_model_path"] = f"{checkpoints}/../../../outside/link"
+    torch.save(checkpoint, path)
+    resumed = train("--config", str(extra), "--trainer.max_steps=8", "--ckpt_path=last")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.made == [] and json.loads((run_dir / "summary.json").read_text())["steps"] == 8
+    for victim in victims:
+        assert victim.read_text() == "someone's file"
+    (line,) = [line for line in resumed.stdout.splitlines() if line.startswith("Resuming: dropped")]
+    assert line.startswith("Resuming: dropped 3 saved checkpoint paths outside the run's checkpoints/ (")
+    assert escape in line
+    assert (checkpoints / "last.ckpt").is_file()
