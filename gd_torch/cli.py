@@ -18,8 +18,9 @@ from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 import yaml
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -46,8 +47,9 @@ from gd_torch.rundir import (
     reuse_run_directory,
     root_of,
 )
-from gd_torch.sizes import count, disagreement, first_batch, schema_of
-from gd_torch.splits import converter, dataloader
+from gd_torch.schema import Schema
+from gd_torch.sizes import count, disagreement, first_batch, known_schema, schema_of_batch
+from gd_torch.splits import converter, dataloader, prepare_once, set_up_once
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
 
@@ -157,12 +159,19 @@ class GradientDescentCLI(LightningCLI):
 
     def size_from_data(self, key: str, data: pl.LightningDataModule) -> int | None:
         """The data's count for the model's ``key`` (``features``, ``outputs``); the value given by hand
-        when the data cannot tell. When the two disagree, or the data cannot be set up, the error is kept
-        for :meth:`instantiate_classes` to raise (jsonargparse would wrap it in a message of its own)."""
+        when the data cannot tell yet. When the two disagree, or the data cannot be read, the error is
+        kept for :meth:`instantiate_classes` to raise (jsonargparse would wrap it in a message of its own).
+
+        A DataModule of one's own is set up only once the trainer exists (its ``setup`` may read it), so
+        the model is built first with the sizes given, and again once the data has told its sizes
+        (:meth:`size_model_from`), from the random state it was first built from."""
         given = self.config.get(f"model.model.init_args.{key}")
+        if not isinstance(data, PointData):
+            self.model_random_state = torch.get_rng_state()  # the model is built right after this
+            return given
         try:
-            schema = schema_of(data)
-        except Exception as error:  # a DataModule of one's own: its own message, on one line
+            schema = known_schema(data)
+        except Exception as error:  # a PointData subclass of one's own: its own message, on one line
             self.link_error = self.link_error or self.not_set_up(data, error)
             return given
         if schema is None:
@@ -174,6 +183,24 @@ class GradientDescentCLI(LightningCLI):
             return given
         self.linked[key] = found
         return found
+
+    def size_model_from(self, schema: Schema) -> None:
+        """An own DataModule's sizes for the model (``features``, ``outputs`` where its class has them and
+        the config leaves them out): the model built again with them, as it would have been built first."""
+        accepted = inspect.signature(type(self.model.model)).parameters
+        sizes = {}
+        for key in ("features", "outputs"):
+            given, found = self.config.get(f"model.model.init_args.{key}"), count(schema, key)
+            if key not in accepted:
+                continue
+            if given is not None and given != found:
+                raise ConfigError(f"model.model.init_args.{disagreement(key, given, schema)}")
+            self.linked[key] = found
+            if given is None:
+                sizes[key] = found
+        if sizes:
+            torch.set_rng_state(self.model_random_state)
+            self.model.model = built_model(self.config_dump["model"]["model"], sizes)
 
     def instantiate_classes(self) -> None:
         try:
@@ -314,10 +341,14 @@ class GradientDescentCLI(LightningCLI):
             raise ConfigError(f"model.model: {error}") from None
 
     def check_own_data_module(self, data: pl.LightningDataModule) -> None:
-        """A DataModule of the user's own (set up once, when the model was sized from it): the model
-        tried on the first batch of its training dataloader."""
+        """A DataModule of the user's own, set up as Lightning sets one up (its trainer attached,
+        ``prepare_data`` where Lightning calls it, ``setup("fit")``; Lightning's own calls then skipped),
+        the model sized from its first training batch and tried on it."""
+        data.trainer = self.trainer  # as Lightning attaches it: a setup may read the world size or the rank
         try:
-            x, y = first_batch(data)
+            prepare_once(data, self.trainer)
+            set_up_once(data, "fit")
+            x, y = first_batch(data, self.trainer.strategy.root_device)
             held_out = {split: dataloader(data, split) for split in ("val", "test")}  # one loader each, or none
         except Exception as error:  # the user's own code: its message, on one line
             raise self.not_set_up(data, error) from None
@@ -332,7 +363,8 @@ class GradientDescentCLI(LightningCLI):
             f"the train_dataloader of {type(data).__name__} has no length (an IterableDataset) to take a"
             " fraction of: leave it at 1.0, or give a whole number of batches",
         )
-        self.model.schema = schema_of(data)
+        self.model.schema = schema_of_batch(x, y)
+        self.size_model_from(self.model.schema)
         if held_out["val"] is None:
             self.trainer.limit_val_batches = 0  # nothing to validate: the loop stays out of the run
         try:
@@ -357,6 +389,16 @@ class GradientDescentCLI(LightningCLI):
                     if names(getattr(item, "class_path", None), cls):
                         return f"{key}[{i}].init_args"
         return None
+
+
+def built_model(section: dict, sizes: dict[str, int]) -> torch.nn.Module:
+    """The config's model section (``class_path``, ``init_args``) built, with ``sizes`` among its arguments,
+    as LightningCLI builds it (nested classes included: it is the user's own config)."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(torch.nn.Module, "model", fail_untyped=False)
+    arguments = {**(section.get("init_args") or {}), **sizes}
+    config = parser.parse_object({"model": {"class_path": section["class_path"], "init_args": arguments}})
+    return parser.instantiate_classes(config).model
 
 
 def names(class_path: object, cls: type) -> bool:

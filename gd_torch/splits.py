@@ -17,6 +17,7 @@ from lightning.pytorch.plugins.precision import Precision
 from torch.utils.data import DataLoader
 
 from gd_torch.errors import named
+from gd_torch.randomness import measured
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Convert = Callable[[Batch], Batch]
@@ -85,25 +86,34 @@ def batch_in_words(batch: object) -> str:
 
 
 class Loaded(Split):
-    """A split a dataloader hands out, batch by batch, each batch ``(x, y)`` moved to ``device``."""
+    """A split a DataModule's dataloader hands out, as built (its sampler, collate_fn, drop_last), batch by
+    batch, each batch as training gets it: through the DataModule's batch hooks to ``device``
+    (:func:`as_trained`), then converted to the run's precision. Read on random streams of its own
+    (:func:`gd_torch.randomness.measured`): the same points in the same order every time, nothing drawn
+    from the run's."""
 
-    def __init__(self, loader: Iterable, device: torch.device, name: str, convert: "Convert | None" = None) -> None:
+    def __init__(
+        self,
+        datamodule: pl.LightningDataModule,
+        loader: Iterable,
+        device: torch.device,
+        name: str,
+        convert: "Convert | None" = None,
+    ) -> None:
         self.loader, self.device, self.name, self.convert = loader, device, name, convert
-        dataset = getattr(loader, "dataset", None)
-        try:
-            self.points = len(dataset) if dataset is not None else None
-        except TypeError:  # an iterable dataset: no length
-            self.points = None
+        self.datamodule = datamodule
+        self.points = points_of(loader)
 
     def chunks(self) -> Iterator[Batch]:
-        for batch in self.loader:
+        for batch in measured(self.loader):
+            batch = as_trained(self.datamodule, batch, self.device)
             if not is_batch(batch):
                 raise ValueError(
                     f"the {self.name} dataloader yields {batch_in_words(batch)}; gd_torch measures batches of"
                     " (x, y) tensors"
                 )
-            moved = batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
-            yield self.convert(moved) if self.convert else moved
+            x, y = batch
+            yield self.convert((x, y)) if self.convert else (x, y)
 
     def subset(self, max_points: int) -> Batch:
         if max_points and self.points is not None and self.points > max_points:
@@ -142,8 +152,8 @@ def gathered(chunks: Iterable[Batch], chosen: torch.Tensor) -> Batch | None:
 def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | None = None) -> dict[str, Split]:
     """Every split the data has: ``train`` always (when it can be had), ``val`` and ``test`` when held out.
 
-    A ``PointData``'s are its tensors; another DataModule's are its dataloaders, in the order they
-    hand points out. A split whose dataloader is not there is left out."""
+    A ``PointData``'s are its tensors; another DataModule's are its dataloaders as it builds them
+    (:class:`Loaded`). A split whose dataloader is not there is left out."""
     if datamodule is None:
         return {}
     if hasattr(datamodule, "measured_splits"):  # a PointData: its tensors, or its streamed table
@@ -152,7 +162,7 @@ def splits_of(datamodule: pl.LightningDataModule | None, device: torch.device | 
     for name in SPLITS:
         loader = dataloader(datamodule, name)
         if loader is not None:
-            found[name] = Loaded(loader, device or torch.device("cpu"), name, convert)
+            found[name] = Loaded(datamodule, loader, device or torch.device("cpu"), name, convert)
     return found
 
 
@@ -194,22 +204,39 @@ def dataloader(datamodule: pl.LightningDataModule, split: str) -> Iterable | Non
             f"the {split}_dataloader of {type(datamodule).__name__} gives {len(loader)} dataloaders (a"
             f" {type(loader).__name__}, which Lightning reads as several); gd_torch takes one: combine them"
         )
-    if isinstance(loader, list | tuple):
-        loader = loader[0]
-    return in_order(loader)
+    return loader[0] if isinstance(loader, list | tuple) else loader
 
 
-def in_order(loader: Iterable | None) -> Iterable | None:
-    """A torch DataLoader as one over the same dataset in its order, with a generator of its own: a
-    measurement reads the same points every time and draws nothing from the run's random streams
-    (every DataLoader iterator draws a seed from torch's generator, and a RandomSampler another, which
-    would change the training that follows). A loader of batches a sampler makes is kept as it is."""
+def as_trained(datamodule: pl.LightningDataModule, batch: object, device: torch.device) -> object:
+    """A dataloader's batch as Lightning hands it to the step: the DataModule's ``on_before_batch_transfer``,
+    ``transfer_batch_to_device`` and ``on_after_batch_transfer``, in that order (the module,
+    GradientDescent, overrides none of them, so Lightning calls the DataModule's: these same ones)."""
+    batch = datamodule.on_before_batch_transfer(batch, 0)
+    batch = datamodule.transfer_batch_to_device(batch, device, 0)
+    return datamodule.on_after_batch_transfer(batch, 0)
+
+
+def points_of(loader: Iterable) -> int | None:
+    """How many points a pass over a torch DataLoader yields, where known without one: its sampler's
+    (a SubsetRandomSampler's indices, not the whole dataset), less what drop_last drops; None for a
+    loader of whole batches, a sampler without a length or an iterable dataset."""
     if not isinstance(loader, DataLoader) or loader.batch_size is None:
-        return loader
-    return DataLoader(
-        loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
-        generator=torch.Generator(),
-    )  # fmt: skip
+        return None
+    try:
+        sampled = len(loader.sampler)
+    except TypeError:
+        return None
+    return sampled - sampled % loader.batch_size if loader.drop_last else sampled
+
+
+def prepare_once(datamodule: pl.LightningDataModule, trainer: "pl.Trainer") -> None:
+    """``datamodule.prepare_data()`` now, where Lightning would call it (local rank 0 of each node, or
+    of the first node alone when ``prepare_data_per_node`` is false: a download is made once), and
+    Lightning's own call in fit made a no-op: the command sets the DataModule up before the run."""
+    local_zero = trainer.local_rank == 0
+    if local_zero and (datamodule.prepare_data_per_node or trainer.node_rank == 0):
+        datamodule.prepare_data()
+    datamodule.prepare_data = lambda: None
 
 
 def set_up_once(datamodule: pl.LightningDataModule, stage: str) -> None:

@@ -1,9 +1,11 @@
 """LightningDataModules as a Lightning user writes them (DataLoaders over TensorDatasets), for the tests
 that train on a DataModule of one's own."""
 
+import os
+
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, SubsetRandomSampler, TensorDataset
 
 WEIGHT, BIAS = (1.5, -2.0, 0.5), 0.25
 
@@ -119,3 +121,71 @@ class Images(TensorData):
         pixels = torch.linspace(-1.0, 1.0, 16)
         y = x.flatten(1) @ pixels + BIAS + 0.1 * torch.randn(self.n, generator=generator)
         self.train_set, self.val_set = TensorDataset(x, y), None
+
+
+class SamplerSplit(pl.LightningDataModule):
+    """One dataset of 400 points split into 300 training and 100 validation points by SubsetRandomSampler,
+    as Lightning's and PyTorch's tutorials split one; full batch, in a shuffled order."""
+
+    def setup(self, stage: str) -> None:
+        self.dataset = TensorDataset(*points(400, seed=4))
+        order = torch.randperm(400, generator=torch.Generator().manual_seed(5)).tolist()
+        self.train_points, self.val_points = order[:300], order[300:]
+
+    def train_dataloader(self):
+        return DataLoader(self.dataset, batch_size=300, sampler=SubsetRandomSampler(self.train_points))
+
+    def val_dataloader(self):
+        return DataLoader(self.dataset, batch_size=64, sampler=SubsetRandomSampler(self.val_points))
+
+
+SCALE = 0.1  # what Hooked's on_after_batch_transfer multiplies the targets by
+
+
+class Scaled(TensorData):
+    """(x, y) batches whose targets on_after_batch_transfer scales, as a DataModule normalizes on the device."""
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x, y * SCALE
+
+
+class Hooked(TensorData):
+    """Lightning's batch hooks at work: batches are dicts, made (x, y) by on_before_batch_transfer, moved
+    by a transfer_batch_to_device of its own (counted), their targets scaled by on_after_batch_transfer."""
+
+    transfers = 0
+
+    def train_dataloader(self):
+        return DataLoader([{"x": x, "y": y} for x, y in self.train_set], batch_size=self.n)
+
+    def val_dataloader(self):
+        return DataLoader([{"x": x, "y": y} for x, y in self.val_set], batch_size=64)
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        return batch["x"], batch["y"]
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        self.transfers += 1
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x, y * SCALE
+
+
+class Downloading(TensorData):
+    """Written as a DataModule that downloads is: ``prepare_data`` (counted, and each call's process id
+    appended to the file ``OWN_DATA_PREPARED`` names), and a ``setup`` that reads its trainer."""
+
+    prepared = 0
+
+    def prepare_data(self) -> None:
+        self.prepared += 1
+        if os.environ.get("OWN_DATA_PREPARED"):
+            with open(os.environ["OWN_DATA_PREPARED"], "a") as log:
+                log.write(f"{os.getpid()}\n")
+
+    def setup(self, stage: str) -> None:
+        self.seen = (self.trainer.world_size, self.trainer.global_rank)  # fails without a trainer
+        super().setup(stage)

@@ -242,12 +242,77 @@ def test_an_own_datamodule_sizes_the_model_and_a_size_that_disagrees_is_one_erro
     assert len(run.summary["params"]["weight"]) == 3
 
 
+def test_a_datamodule_split_by_samplers_is_measured_on_each_samplers_points(train, tmp_path):
+    """Before: the measurements rebuilt each DataLoader from its dataset and batch size, dropping the
+    sampler: val/loss and the final loss were over all 400 points, train metrics equal to val's."""
+    from own_data import SamplerSplit
+
+    run = train(config=config_file(tmp_path, "own_data.SamplerSplit"))
+    assert run.exit_code == 0, run.stderr
+    data = SamplerSplit()
+    data.setup("fit")
+    x, y = (t.double().numpy() for t in data.dataset.tensors)
+    train_points, val_points = data.train_points, data.val_points
+    w, b = numpy_descent(x[train_points], y[train_points], STEPS, RATE, 300)
+    params = run.summary["params"]
+    assert params["weight"] == pytest.approx(w.tolist(), rel=1e-5) and params["bias"] == pytest.approx(b, rel=1e-5)
+    w32, b32 = np.array(params["weight"]), params["bias"]
+    metrics = run.summary["metrics"]
+    assert metrics["train"] == pytest.approx(numpy_metrics(x[train_points], y[train_points], w32, b32), rel=1e-6)
+    assert metrics["val"] == pytest.approx(numpy_metrics(x[val_points], y[val_points], w32, b32), rel=1e-6)
+    assert run.summary["final_loss"] == pytest.approx(metrics["train"]["mse"], rel=1e-6)
+    w10, b10 = numpy_descent(x[train_points], y[train_points], 10, RATE, 300)
+    step, value = run.scalars("val/loss")[0]
+    assert step == 10
+    assert value == pytest.approx(numpy_metrics(x[val_points], y[val_points], w10, b10)["mse"], rel=1e-5)
+    assert "estimated on" not in run.stdout  # the bound is of the whole step's loss: all 300 points
+
+
+@pytest.mark.parametrize("data", ["own_data.Scaled", "own_data.Hooked"], ids=["scaled targets", "dicts made (x, y)"])
+def test_lightnings_batch_hooks_are_applied_where_gd_torch_measures(train, tmp_path, data):
+    """Targets scaled by on_after_batch_transfer (and dict batches made (x, y) by on_before_batch_transfer).
+    Before: the hooks were skipped where gd_torch measures: trained on the scaled targets, measured on the
+    raw ones (final loss 364, r2 -80); dict batches were refused."""
+    from own_data import SCALE
+
+    run = train(config=config_file(tmp_path, data))
+    assert run.exit_code == 0, run.stderr
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    y = y * np.float32(SCALE)
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    params = run.summary["params"]
+    assert params["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+    w32, b32 = np.array(params["weight"]), params["bias"]
+    assert run.summary["final_loss"] == pytest.approx(numpy_metrics(x, y, w32, b32)["mse"], rel=1e-6)
+    assert run.summary["metrics"]["train"] == pytest.approx(numpy_metrics(x, y, w32, b32), rel=1e-6)
+    xv, yv = (t.double().numpy() for t in points(100, seed=2))
+    assert run.summary["metrics"]["val"] == pytest.approx(numpy_metrics(xv, yv * np.float32(SCALE), w32, b32), rel=1e-6)
+    assert run.scalars("train/loss")[0][1] == pytest.approx(float(np.mean(y**2)), rel=1e-6)
+
+
+def test_an_own_datamodule_is_set_up_with_its_trainer_and_prepared_once(tmp_path):
+    """Before: set up before a trainer existed ("'NoneType' object has no attribute 'world_size'"), and
+    prepare_data ran twice in one process."""
+    from own_data import Downloading
+
+    data = Downloading(val=0)
+    run = gd_torch.fit(config(tmp_path), data=data)
+    assert run.exit_code == 0
+    assert data.seen == (1, 0) and data.prepared == 1 and data.setups == 1
+    x, y = (t.double().numpy() for t in points(300, seed=1))
+    w, b = numpy_descent(x, y, STEPS, RATE, 300)
+    assert run.summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_an_own_datamodule_on_two_processes_follows_one(tmp_path):
     """Lightning shards the DataModule's loader over the processes (its DistributedSampler); the mean's
-    divisor is the global count, so 2 processes take the one-process steps."""
-    path = config_file(tmp_path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    divisor is the global count, so 2 processes take the one-process steps. prepare_data runs once, on
+    rank 0; each process's setup reads its trainer."""
+    path = config_file(tmp_path, "own_data.Downloading")
+    prepared = tmp_path / "prepared.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+           "OWN_DATA_PREPARED": str(prepared)}  # fmt: skip
     argv = command("--config", str(path), "--trainer.strategy=ddp", "--trainer.devices=2",
                    "--trainer.accelerator=cpu", save_dir=tmp_path / "ddp")  # fmt: skip
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
@@ -260,3 +325,4 @@ def test_an_own_datamodule_on_two_processes_follows_one(tmp_path):
     assert summary["params"]["weight"] == pytest.approx(w.tolist(), rel=1e-5)
     assert summary["final_loss"] == pytest.approx(numpy_metrics(x, y, w, b)["mse"], rel=1e-5)
     assert [s for s, _ in scalars(run_dir, "train/loss")] == list(range(STEPS))  # logged once
+    assert len(prepared.read_text().splitlines()) == 1
