@@ -206,14 +206,22 @@ class PointData(pl.LightningDataModule):
 
     def points_per_step(self, world: int) -> int:
         """How many training points one optimizer step takes over ``world`` processes: all of them at full
-        batch, else ``batch_size`` on each process (the same rule as :meth:`train_dataloader`)."""
-        total = self.measured_splits(torch.device("cpu"))["train"].points
-        return total if self._full_batch(total, world) else min(total, self.batch_size * world)
+        batch, else each process's ``batch_size`` or its whole share where that is smaller (the rule of
+        :meth:`train_dataloader`, asked of :meth:`full_batch`)."""
+        shares = self.shares(world)
+        return sum(shares) if self.full_batch(world) else sum(min(self.batch_size, share) for share in shares)
 
-    def _full_batch(self, points: int, world: int) -> bool:
-        """Whether every step takes every training point: no batch_size, or one no smaller than the
-        largest process's shard (each process trains on its own contiguous shard)."""
-        return self.batch_size is None or self.batch_size >= math.ceil(points / world)
+    def full_batch(self, world: int) -> bool:
+        """Whether every step takes every training point over ``world`` processes: no batch_size, or one
+        no smaller than the largest process's share. The one rule: the training loader and the step's
+        bound both ask it."""
+        return self.batch_size is None or self.batch_size >= max(self.shares(world))
+
+    def shares(self, world: int) -> list[int]:
+        """How many training points each of ``world`` processes trains on (contiguous shards, as
+        ``tensor_split`` cuts them)."""
+        total = len(self.splits["train"][1])
+        return [total // world + (rank < total % world) for rank in range(world)]
 
     @property
     def points(self) -> Batch:
@@ -224,12 +232,12 @@ class PointData(pl.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         x, y = self.splits["train"]
         x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]  # views, no copy
-        largest_shard = math.ceil(len(self.splits["train"][1]) / world)
-        if self._full_batch(len(self.splits["train"][1]), world):
+        if self.full_batch(world):
             return FullBatch(x, y)
         return Batches(
-            x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=largest_shard, done=self._batches_done
-        )
+            x, y, self.batch_size, self.seed, epoch=self._epoch, shard_size=max(self.shares(world)),
+            done=self._batches_done,
+        )  # fmt: skip
 
     def val_dataloader(self) -> "OneBatch | list":
         # Each process validates its own shard in one batch; the module sums them over the processes.

@@ -205,7 +205,8 @@ class StreamedTable:
 
     def strangers(self, schema: Schema) -> None:
         """A ValueError naming the held-out rows whose category the training split does not have (the
-        first row of each such value, ten at most, then a count of the cells)."""
+        first row of each such value, ten at most, then a count of the cells); rows dropped for a missing
+        cell are not looked at, as a table in memory drops them before it looks."""
         if not self.categorical:
             return
         first: dict[tuple[str, str], int] = {}
@@ -215,6 +216,8 @@ class StreamedTable:
                 cells = pc.utf8_trim_whitespace(table.column(c).cast(pa.string()))
                 unknown = np.flatnonzero(np.asarray(pc.invert(pc.is_in(cells, pa.array(schema.categories[c])))
                                                     .fill_null(False)))  # fmt: skip
+                if len(unknown) and len(self.dropped):  # the rows missing: drop leaves out are not the table's
+                    unknown = unknown[~np.isin(rows[unknown], self.dropped)]
                 count += len(unknown)
                 for at in unknown.tolist():
                     first.setdefault((c, cells[at].as_py()), int(rows[at]))

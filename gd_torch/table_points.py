@@ -202,21 +202,27 @@ class TablePoints(PointData):
         found = {name: self._streamed_split(name) for name in SPLITS}
         return {name: Streamed(*where, self, device) for name, where in found.items() if where is not None}
 
-    def _shard(self, name: str) -> tuple[Streamed, list[int]]:
-        """This process's share of a streamed split (contiguous pieces), and every process's row count."""
+    def _shard(self, name: str, world: int | None = None) -> tuple[Streamed, list[int]]:
+        """This process's share of a streamed split (contiguous pieces), and every process's row count
+        (over ``world`` processes: the trainer's by default)."""
         table, code = self._streamed_split(name)
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, processes = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        world = world or processes
         counts = table.piece_counts(code)
         blocks = shards(table.pieces, counts, world)
         at = {id(piece): count for piece, count in zip(table.pieces, counts, strict=True)}
         rows = [sum(at[id(piece)] for piece in block) for block in blocks]
-        return Streamed(table, code, self, self.device, pieces=blocks[rank]), rows
+        return Streamed(table, code, self, self.device, pieces=blocks[min(rank, world - 1)]), rows
+
+    def shares(self, world: int) -> list[int]:
+        """A streamed split is shared out by whole pieces (row groups), which need not divide evenly."""
+        return self._shard("train", world)[1] if self.streams else super().shares(world)
 
     def train_dataloader(self):
         if not self.streams:
             return super().train_dataloader()
         split, rows = self._shard("train")
-        if self.batch_size is None or self.batch_size >= max(rows):
+        if self.full_batch(len(rows)):
             return EveryStep(split)
         steps = max(math.ceil(count / self.batch_size) for count in rows)
         return StreamBatches(

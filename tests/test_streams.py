@@ -141,6 +141,23 @@ def test_split_statistics_categories_and_measurements_are_the_in_memory_ones(tmp
     assert capsys.readouterr().out.count("path: 3 of 1000 rows dropped (a missing cell), 997 kept") == 2
 
 
+def test_a_category_only_in_dropped_rows_trains_streamed_as_in_memory(tmp_path):
+    """Before: streamed, the rows missing: drop leaves out were still looked at for unseen categories
+    ("categories the training split does not have: row 6, column 'color': 'purple'"); in memory it trained."""
+    frame = table()
+    frame.loc[[5, 300, 777], "x2"] = np.nan
+    frame.loc[[5, 777], "color"] = "purple"  # only in rows dropped for their missing x2
+    path = as_parquet(tmp_path, frame)
+    flags = ("--data.init_args.x=[x1, x2, x3, color]", "--data.init_args.categorical=[color]",
+             "--data.init_args.missing=drop", "--data.init_args.val_fraction=0.2")  # fmt: skip
+    held = fit(tmp_path, path, *flags)
+    streamed = fit(tmp_path, path, *flags, "--data.init_args.chunk_rows=250")
+    assert held.exit_code == streamed.exit_code == 0
+    assert streamed.model.schema == held.model.schema
+    assert held.model.schema.categories["color"] == ["blue", "green", "red"]
+    assert streamed.summary["final_loss"] == pytest.approx(held.summary["final_loss"], rel=1e-5)
+
+
 def test_a_memory_mapped_npy_streams_as_parquet_does(tmp_path):
     frame = table()[["x1", "x2", "x3", "y"]]
     np.save(tmp_path / "t.npy", frame.to_records(index=False))
@@ -202,6 +219,31 @@ def test_a_streamed_split_reads_the_rows_of_each_piece_in_order(tmp_path):
     assert torch.equal(torch.cat([y for _, y in chunks]), torch.tensor(frame["y"].to_numpy()))
     # Every chunk kept while the next ones were read: none was written over by a later chunk's rows.
     assert torch.equal(torch.cat([x for x, _ in chunks]), torch.tensor(frame[["x1", "x2", "x3"]].to_numpy()))
+
+
+def test_under_ddp_a_step_is_full_batch_by_one_rule_for_the_loader_and_the_bound(tmp_path):
+    """Row groups of 100 and 300 rows shared out to 2 processes are shares of 100 and 300: batch_size 250
+    is mini-batches (the loader's rule), and a step takes 100 + 250 points. Before: the bound called it
+    full batch by ceil(400 / 2) = 200 and counted 400 points a step."""
+    from types import SimpleNamespace
+
+    from gd_torch.streamed import StreamBatches
+
+    frame = table(n=400)[["x1", "x2", "x3", "y"]]
+    path = tmp_path / "uneven.parquet"
+    with pq.ParquetWriter(path, pa.Schema.from_pandas(frame, preserve_index=False)) as writer:
+        for rows in (slice(0, 100), slice(100, 400)):
+            writer.write_table(pa.Table.from_pandas(frame[rows], preserve_index=False))
+    data = TablePoints(str(path), ["x1", "x2", "x3"], "y", chunk_rows=100, batch_size=250)
+    data.setup("fit")
+    assert data.shares(2) == [100, 300] and not data.full_batch(2)
+    assert data.points_per_step(2) == 350
+    data.trainer = SimpleNamespace(global_rank=1, world_size=2)  # the loader as the second process makes it
+    assert isinstance(data.train_dataloader(), StreamBatches)
+    assert data.full_batch(1) is False and data.points_per_step(1) == 250
+    in_memory = TablePoints(str(path), ["x1", "x2", "x3"], "y", batch_size=250)
+    in_memory.setup("fit")
+    assert in_memory.shares(2) == [200, 200] and in_memory.full_batch(2) and in_memory.points_per_step(2) == 400
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".npy"])
