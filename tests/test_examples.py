@@ -46,24 +46,46 @@ def run_console(example) -> None:
             raise AssertionError(f"$ {command}\nshown:\n{want}\nprinted:\n{got[-5000:]}")
 
 
+# A number with a fraction or an exponent (a float a run computes); integers (steps, counts, versions)
+# are text, compared exactly.
+FLOAT = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
+PRINTED = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?(?:inf|nan))"
+# float32 sums in another order (other threads, another BLAS kernel) move a result by about 1e-6 of
+# itself after many steps: a page's float is its value to this, and to the last digit it prints.
+RELATIVE = 1e-5
+
+
 def shows(want: str, got: str) -> bool:
     """Whether the printed output is what the page shows: the same words, whitespace aside (a page may
     wrap a long line), where ``...`` stands for anything, nothing included (doctest's ELLIPSIS, less its
-    need for something between two lines around a ``...`` line)."""
+    need for something between two lines around a ``...`` line), and each float the page shows is the
+    printed one to :data:`RELATIVE` of itself and one unit of its last printed digit."""
     want, got = " ".join(want.split()), " ".join(got.split())
-    if "..." not in want:
-        return got == want
-    pieces = [piece.strip() for piece in want.split("...")]
-    first, *middle, last = pieces
-    if not got.startswith(first):
-        return False
-    at = len(first)
-    for piece in middle:
-        found = got.find(piece, at)
-        if found < 0:
-            return False
-        at = found + len(piece)
-    return got.endswith(last) and len(got) - len(last) >= at
+    floats: list[str] = []
+    pattern = ""
+    for i, piece in enumerate(piece.strip() for piece in want.split("...")):
+        pattern += ".*?" if i else ""
+        at = 0
+        for number in FLOAT.finditer(piece):
+            pattern += re.escape(piece[at : number.start()]) + PRINTED
+            floats.append(number.group())
+            at = number.end()
+        pattern += re.escape(piece[at:])
+    matched = re.fullmatch(pattern, got, flags=re.DOTALL)
+    return matched is not None and all(close(shown, printed) for shown, printed in zip(floats, matched.groups()))
+
+
+def close(shown: str, printed: str) -> bool:
+    """Whether two printings of a float32 result agree to what the computation guarantees."""
+    a, b = float(shown), float(printed)
+    return abs(a - b) <= RELATIVE * abs(a) + max(last_unit(shown), last_unit(printed))
+
+
+def last_unit(number: str) -> float:
+    """One unit of a printed number's last digit: 0.001 for 264.435, 1e-07 for 1.5e-06."""
+    mantissa, _, exponent = number.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 10.0 ** (int(exponent or 0) - decimals)
 
 
 def commands(block: str) -> list[tuple[str, str]]:
