@@ -72,7 +72,9 @@ def shows(want: str, got: str) -> bool:
             at = number.end()
         pattern += re.escape(piece[at:])
     matched = re.fullmatch(pattern, got, flags=re.DOTALL)
-    return matched is not None and all(close(shown, printed) for shown, printed in zip(floats, matched.groups()))
+    return matched is not None and all(
+        close(shown, printed) for shown, printed in zip(floats, matched.groups(), strict=True)
+    )
 
 
 def close(shown: str, printed: str) -> bool:
