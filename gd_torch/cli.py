@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
@@ -52,6 +53,9 @@ from gd_torch.sizes import count, disagreement, first_batch, known_schema, schem
 from gd_torch.splits import converter, dataloader, prepare_once, set_up_once
 from gd_torch.stopping import Divergence, GracefulInterrupt
 from gd_torch.summary import RunSummary
+from gd_torch.tables import read_as
+
+FLOAT64 = ("64-true", "64", "double")  # Lightning's spellings of trainer.precision for float64
 
 
 def trainer_defaults() -> dict:
@@ -204,7 +208,9 @@ class GradientDescentCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         try:
-            super().instantiate_classes()
+            # A run in float64 reads a table's numbers in float64: every digit of the file reaches the model.
+            with read_as(np.float64 if str(self.config.trainer.precision) in FLOAT64 else np.float32):
+                super().instantiate_classes()
         except ValueError as error:
             if self.link_error is not None:
                 raise self.link_error from None

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -209,10 +210,17 @@ class Predictor(nn.Module):
                 f"the table has no column {absent[0]!r}; the run was trained on {', '.join(self.schema.x)}"
             )
         categorical = frozenset(self.schema.categories)
-        raw = read_columns(source, {"x": self.schema.x}, key="table", categorical=categorical)
-        x = tensor_of(self.schema.encode(raw, "table", self.schema.x), torch.device("cpu"))
+        dtype = self.numbers_dtype()
+        raw = read_columns(source, {"x": self.schema.x}, key="table", categorical=categorical, dtype=dtype)
+        x = tensor_of(self.schema.encode(raw, "table", self.schema.x), torch.device("cpu"), dtype=dtype)
         with torch.no_grad():
             return self(x)
+
+    def numbers_dtype(self) -> type:
+        """The NumPy dtype a table's numbers are read into for this model: float64 for a model trained
+        in float64 (every digit kept), else float32."""
+        floating = [p.dtype for p in self.parameters() if p.is_floating_point()]
+        return np.float64 if floating and floating[0] == torch.float64 else np.float32
 
 
 def predict(model: nn.Module, x: torch.Tensor, x_mean: torch.Tensor | None, x_std: torch.Tensor | None) -> torch.Tensor:

@@ -55,14 +55,16 @@ def predict_file(
         source = file_source(Path(input_path), "--input")
         if not isinstance(source, CSVFile | ArrowFile):  # its rows are written out again, with the predictions
             raise ValueError(f"--input: {input_path} is not a table with named columns: use .csv, .parquet or .feather")
+        dtype = predictor.numbers_dtype()
         raw = read_columns(
             source,
             {"x": schema.x},
             key="--input",
             categorical=frozenset(schema.categories),
             missing_hint="every row of --input is predicted: fill the cell in, or leave its row out",
+            dtype=dtype,
         )
-        x = tensor_of(schema.encode(raw, "--input", schema.x), torch.device("cpu"))
+        x = tensor_of(schema.encode(raw, "--input", schema.x), torch.device("cpu"), dtype=dtype)
     except ValueError as error:
         raise ConfigError(f"{error} (the run was trained on {', '.join(schema.x)})") from None
     with torch.no_grad():

@@ -59,7 +59,7 @@ class Schema:
         return [f"{column}={v}" for v in self.categories[column]] if column in self.categories else [column]
 
     def encode(self, table: Table, key: str, wanted: list[str], rows: np.ndarray | None = None) -> list:
-        """The ``wanted`` columns of ``table`` as the model's float32 columns: a number column as it is,
+        """The ``wanted`` columns of ``table`` as the model's columns: a number column as it is,
         a categorical one as one 0/1 column per category. A category the schema does not know (among
         ``rows``, when given) is a ValueError that names it, its row (or line) and the known ones."""
         encoded, unknown, count = [], [], 0
@@ -104,20 +104,23 @@ def learn_categories(column: pa.Array | pa.ChunkedArray) -> list[str]:
 
 
 def block_of(
-    columns: list, rows: np.ndarray | None = None, empty: Callable[[tuple[int, int]], np.ndarray] | None = None
+    columns: list,
+    rows: np.ndarray | None = None,
+    empty: Callable[[tuple[int, int]], np.ndarray] | None = None,
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """The columns (float32 NumPy arrays or Arrow chunked arrays) as one (columns, N) float32 block,
+    """The columns (NumPy arrays or Arrow chunked arrays) as one (columns, N) ``dtype`` block,
     each copied once, chunk by chunk (only ``rows`` of them, sorted positions, when given). A column
     is dropped from ``columns`` once it is copied, so a table read whole is not held twice.
     ``empty(shape)`` gives the block to copy into: the block is then always a copy, the caller's to
     write in place (without it, a fresh one, or columns that already are one block taken as they are)."""
-    rows_of_one = _rows_of_one_block(columns) if rows is None and empty is None else None
+    rows_of_one = _rows_of_one_block(columns, dtype) if rows is None and empty is None else None
     if rows_of_one is not None:  # already a block, read so (gd_torch.tables): taken as it is
         columns.clear()
         return rows_of_one
     length = len(rows) if rows is not None else len(columns[0])
     shape = (len(columns), length)
-    block = empty(shape) if empty is not None else np.empty(shape, dtype=np.float32)
+    block = empty(shape) if empty is not None else np.empty(shape, dtype=dtype)
     for j in range(len(columns)):
         parts = columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]]
         at = written = 0
@@ -135,29 +138,32 @@ def block_of(
     return block
 
 
-def _rows_of_one_block(columns: list) -> np.ndarray | None:
-    """The columns as one (columns, N) view when they are consecutive float32 rows of one array."""
+def _rows_of_one_block(columns: list, dtype: type) -> np.ndarray | None:
+    """The columns as one (columns, N) view when they are consecutive ``dtype`` rows of one array."""
     first = columns[0]
-    if not (isinstance(first, np.ndarray) and first.dtype == np.float32 and first.base is not None):
+    if not (isinstance(first, np.ndarray) and first.dtype == dtype and first.base is not None):
         return None
+    size = first.itemsize
     stride = first.base.strides[0] if first.base.ndim == 2 else None
     start = first.__array_interface__["data"][0]
     for j, column in enumerate(columns):
-        if not (isinstance(column, np.ndarray) and column.base is first.base and column.dtype == np.float32
-                and column.strides == (4,) and len(column) == len(first)
+        if not (isinstance(column, np.ndarray) and column.base is first.base and column.dtype == dtype
+                and column.strides == (size,) and len(column) == len(first)
                 and column.__array_interface__["data"][0] == start + j * (stride or 0)):  # fmt: skip
             return None
-    return np.lib.stride_tricks.as_strided(first, shape=(len(columns), len(first)), strides=(stride, 4))
+    return np.lib.stride_tricks.as_strided(first, shape=(len(columns), len(first)), strides=(stride, size))
 
 
-def tensor_of(columns: list, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:
-    """Float32 columns as one tensor on ``device``: shape (N,) for one column, else (N, columns).
+def tensor_of(
+    columns: list, device: torch.device, rows: np.ndarray | None = None, dtype: type = np.float32
+) -> torch.Tensor:
+    """The columns as one ``dtype`` tensor on ``device``: shape (N,) for one column, else (N, columns).
 
     The columns are copied as rows of a (columns, N) block (see :func:`block_of`), and the result is
     its transpose: a valid (N, columns) input that matrix products take without another copy (a
     column-by-column interleave into (N, columns) runs at half the speed). On CUDA the block goes
     through pinned memory, copied without waiting. ``columns`` is emptied as it is copied."""
-    block = torch.from_numpy(block_of(columns, rows))
+    block = torch.from_numpy(block_of(columns, rows, dtype=dtype))
     pinned = device.type == "cuda"  # a copy from pinned memory does not wait for the device
     block = block.pin_memory().to(device, non_blocking=True) if pinned else block.to(device)
     return block[0] if len(block) == 1 else block.T

@@ -53,9 +53,9 @@ class Source:
     def estimate(self) -> int:
         return BATCH
 
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+    def batches(self, names: list[str], text: frozenset[str], dtype: type = np.float32) -> Iterator[pa.Table]:
         """The columns ``names``, a batch of rows at a time (those in ``text`` as text: a CSV file reads the
-        others as float32; a typed source has them as they are)."""
+        others as ``dtype``; a typed source has them as they are)."""
         table = self.table.select(names)
         for start in range(0, table.num_rows, BATCH):
             yield table.slice(start, BATCH)
@@ -79,7 +79,7 @@ def read_through(source: Source, batches: Iterator[pa.Table], key: str | None = 
 
 
 class ConversionFailed(Exception):
-    """A CSV cell that is no float32: the file is read again as text, to name every bad cell."""
+    """A CSV cell that is no number: the file is read again as text, to name every bad cell."""
 
 
 @dataclass
@@ -123,10 +123,11 @@ class CSVFile(Source):
         lines = max(1, head.count(b"\n"))
         return int(self.path.stat().st_size / len(head) * lines * 1.05) + 16 if head else 16
 
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+    def batches(self, names: list[str], text: frozenset[str], dtype: type = np.float32) -> Iterator[pa.Table]:
         import pyarrow.csv as pcsv
 
-        types = {name: pa.string() if name in text else pa.float32() for name in names}
+        number = pa.from_numpy_dtype(dtype)
+        types = {name: pa.string() if name in text else number for name in names}
         # Blocks of 4 MiB: the streaming reader holds a few blocks at once (16 MiB blocks: ~600 MiB held).
         read = pcsv.ReadOptions(column_names=self.header(), skip_rows=1, block_size=1 << 22)
         convert = pcsv.ConvertOptions(
@@ -219,7 +220,7 @@ class ArrowFile(Source):
     def whole(self) -> pa.Table:
         return self._dataset().to_table()  # read once already, checked, by read_columns
 
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+    def batches(self, names: list[str], text: frozenset[str], dtype: type = np.float32) -> Iterator[pa.Table]:
         return read_through(self, self._batches(names))
 
     def _batches(self, names: list[str]) -> Iterator[pa.Table]:
@@ -269,7 +270,7 @@ class NumpyFile(Source):
     def count(self) -> int:
         return len(self._array())
 
-    def batches(self, names: list[str], text: frozenset[str]) -> Iterator[pa.Table]:
+    def batches(self, names: list[str], text: frozenset[str], dtype: type = np.float32) -> Iterator[pa.Table]:
         array = self._array()
         for start in range(0, len(array), BATCH):
             part = array[start : start + BATCH]

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 from gd_torch.splits import Split, chosen_points, converter, gathered
@@ -30,7 +31,8 @@ class Streamed(Split):
         mean, std = (
             (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
         )
-        in_block = mean is not None and mean.dtype == torch.float32  # standardized in place, in the float32 block
+        # Standardized in place, in the chunk's own block, when the statistics are in its dtype.
+        in_block = mean is not None and mean.dtype == torch.from_numpy(np.empty(0, self.table.dtype)).dtype
         chunks = self.table.chunks(
             self.pieces, self.code, self.data.schema, *((mean, std) if in_block else (None, None)), self.device
         )

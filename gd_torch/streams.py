@@ -57,15 +57,16 @@ class Blocks:
 
     KEPT = 6  # x and y of three chunks: the one in use, the one read ahead, the one being copied
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: type = np.float32) -> None:
         self._blocks: list[np.ndarray] = []
+        self.dtype = dtype
 
     def empty(self, shape: tuple[int, int]) -> np.ndarray:
         for block in self._blocks:
             # References: the list's, the loop's and getrefcount's argument; any more is a tensor's.
             if block.shape == shape and sys.getrefcount(block) == 3:
                 return block
-        block = np.empty(shape, dtype=np.float32)
+        block = np.empty(shape, dtype=self.dtype)
         if len(self._blocks) < self.KEPT:
             self._blocks.append(block)
         return block
@@ -102,8 +103,9 @@ class StreamedTable:
         missing: Missing,
         chunk_rows: int,
         split_code: int | None = None,
+        dtype: type = np.float32,
     ) -> None:
-        self.source, self.key, self.chunk_rows = source, key, chunk_rows
+        self.source, self.key, self.chunk_rows, self.dtype = source, key, chunk_rows, dtype
         self.x_columns, self.y_columns, self.categorical = x_columns, y_columns, frozenset(categorical)
         self.wanted = list(dict.fromkeys([*x_columns, *y_columns]))
         self.missing, self.split_code = missing, split_code
@@ -131,7 +133,7 @@ class StreamedTable:
 
     def _columns(self, table: pa.Table) -> dict:
         return {
-            name: check_column(self.source, self.key, name, table.column(name), name in self.categorical)
+            name: check_column(self.source, self.key, name, table.column(name), name in self.categorical, self.dtype)
             for name in self.wanted
         }
 
@@ -191,7 +193,7 @@ class StreamedTable:
             for c in self.categorical:
                 values[c] |= set(pc.unique(columns[c].values.take(pa.array(train))).to_pylist())
             if standardize and numbers:
-                block = block_of([columns[c].values for c in numbers], train).T.astype(np.float64)
+                block = block_of([columns[c].values for c in numbers], train, dtype=self.dtype).T.astype(np.float64)
                 k = len(block)
                 chunk_mean = block.mean(axis=0)
                 delta = chunk_mean - mean
@@ -279,7 +281,7 @@ class StreamedTable:
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Each chunk's rows of the split as (columns, rows) float32 blocks of x and y, each value copied
         once from Arrow's buffers (into a block of an earlier chunk once that one is let go)."""
-        blocks_of_pass = Blocks()
+        blocks_of_pass = Blocks(self.dtype)
         for rows, table in scan(pieces, self.wanted, self.chunk_rows):
             blocks = self._encoded(rows, table, code, schema, blocks_of_pass)
             del rows, table  # this chunk's Arrow buffers go before the next chunk is read

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -22,7 +23,7 @@ from gd_torch.sources import Source, file_source, memory_source
 from gd_torch.splits import Split, converted_dtype
 from gd_torch.streamed import EveryStep, OnePass, StreamBatches, Streamed
 from gd_torch.streams import CODES, StreamedTable
-from gd_torch.tables import Missing, Table, read_columns, read_header
+from gd_torch.tables import READ_AS, Missing, Table, read_columns, read_header
 
 
 class TablePoints(PointData):
@@ -33,7 +34,8 @@ class TablePoints(PointData):
 
     Files: ``.csv`` (a header row), ``.parquet`` or a directory of Parquet shards, ``.feather``/``.arrow``
     (Arrow IPC), ``.npy`` (a structured array's fields, or a 2-D array's columns ``"0"``, ``"1"``, ...).
-    They are read by pyarrow, multi-threaded, numbers straight to float32: no Python object per cell.
+    They are read by pyarrow, multi-threaded, numbers straight to float32 (to float64 when the command
+    trains in float64, ``--trainer.precision 64-true``: every digit kept): no Python object per cell.
 
     Args:
         path: The table's file (relative to the directory you run from), or a directory of Parquet
@@ -74,6 +76,7 @@ class TablePoints(PointData):
         if chunk_rows is not None and (isinstance(chunk_rows, bool) or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be >= 1 or null (the table held in memory), got {chunk_rows}")
         self.path, self.chunk_rows = path, chunk_rows
+        self.dtype = READ_AS.get()  # float64 when the command builds a run in float64
         source = handed_table("path") if path is None else file_source(Path(path), "path")
         header = read_header(source, "path")  # a file that is no table is said here, first
         if y is None:
@@ -110,7 +113,7 @@ class TablePoints(PointData):
         if chunk_rows is not None:
             self._stream(source, val_path, test_path)
             return
-        read = {"missing": missing, "categorical": frozenset(self.categorical)}
+        read = {"missing": missing, "categorical": frozenset(self.categorical), "dtype": self.dtype}
         self.tables["path"] = read_columns(source, columns, key="path", **read)
         for key, (_, held) in self._held_out_files(val_path, test_path).items():
             self.tables[key] = read_columns(held, columns, key=key, **read)
@@ -130,9 +133,9 @@ class TablePoints(PointData):
     def _stream(self, source, val_path: str | None, test_path: str | None) -> None:
         """The table streamed: checked, its split, categories and statistics learned, each in a pass."""
         read = (self.x_columns, self.y_columns, self.categorical, self.missing, self.chunk_rows)
-        main = self.streams["path"] = StreamedTable(source, "path", *read)
+        main = self.streams["path"] = StreamedTable(source, "path", *read, dtype=self.dtype)
         for key, (split, held) in self._held_out_files(val_path, test_path).items():
-            self.streams[key] = StreamedTable(held, key, *read, split_code=CODES[split])
+            self.streams[key] = StreamedTable(held, key, *read, split_code=CODES[split], dtype=self.dtype)
         main.set_split(self.split_codes(main.rows))
         categories, mean, std = main.learn(self.standardize)
         for column, values in categories.items():
@@ -145,9 +148,10 @@ class TablePoints(PointData):
         for stream in self.streams.values():
             stream.strangers(self.schema)
         self.features = Features(self.schema.feature_names)
-        if self.standardize:  # float32, as a chunk is standardized in its block; float64 kept for 64-true
+        if self.standardize:  # in the blocks' dtype, as a chunk is standardized in its block; float64 kept
             self._statistics64 = self._streamed_statistics(mean, std)
-            self.features.mean, self.features.std = (value.float() for value in self._statistics64)
+            dtype = torch.from_numpy(np.empty(0, self.dtype)).dtype
+            self.features.mean, self.features.std = (value.to(dtype) for value in self._statistics64)
 
     def _streamed_statistics(self, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
         """Each model input's mean and standard deviation (a one-hot column's 0 and 1), in float64."""
@@ -253,7 +257,7 @@ class TablePoints(PointData):
     def _tensors(self, table: Table, key: str, device: torch.device) -> Batch:
         x, y = (self.schema.encode(table, key, columns) for columns in (self.x_columns, self.y_columns))
         table.columns = {}  # now held by x and y alone, each column freed once it is copied
-        tensors = tensor_of(x, device), tensor_of(y, device)
+        tensors = tensor_of(x, device, dtype=self.dtype), tensor_of(y, device, dtype=self.dtype)
         pa.default_memory_pool().release_unused()  # Arrow's freed buffers back to the system
         return tensors
 

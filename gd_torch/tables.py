@@ -1,7 +1,7 @@
 """Reading a table's columns through Arrow, every problem said with the file, the line (or row) and the column.
 
 A table comes from a file, by its extension, or from memory (gd_torch.sources), a batch at a time,
-numbers straight to float32 and copied once into one block:
+numbers straight to float32 (float64 for a run in float64: :func:`read_as`) and copied once into one block:
 no Python object is made per cell. A bad cell is found afterwards from a column's null mask, its
 NaNs and infinities, or a failed conversion, and only the cells an error names are looked at one by
 one (a CSV file's line numbers are counted then, not on the way).
@@ -13,6 +13,8 @@ A categorical column's cells are kept as text (stripped); every other cell must 
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +37,19 @@ Missing = Literal["error", "drop"]
 DROP_HINT = "missing: drop drops the rows with a missing cell"  # what an error with a missing cell ends with
 NAMED = 10  # bad cells named in one error line, at most
 MISSING_CELL = "is missing"
+# The dtype a table's numbers are read into: float32, or float64 while the command builds a run in
+# float64 (--trainer.precision 64-true), so that a float64 or large integer column keeps every digit.
+READ_AS: ContextVar[type] = ContextVar("gd_torch_read_as", default=np.float32)
+
+
+@contextmanager
+def read_as(dtype: type) -> Iterator[None]:
+    """Tables made in this block read their numbers into ``dtype`` (np.float32 or np.float64)."""
+    token = READ_AS.set(dtype)
+    try:
+        yield
+    finally:
+        READ_AS.reset(token)
 
 
 @dataclass
@@ -76,9 +91,10 @@ def read_columns(
     missing: Missing = "error",
     categorical: frozenset[str] = frozenset(),
     missing_hint: str = DROP_HINT,
+    dtype: type = np.float32,
 ) -> Table:
-    """The named columns of a table, checked. ``columns`` maps the config key that names them (``x``,
-    ``y``) to the names, for the error that says one is absent. Every cell must be a finite number,
+    """The named columns of a table, checked, numbers as ``dtype``. ``columns`` maps the config key that
+    names them (``x``, ``y``) to the names, for the error that says one is absent. Every cell must be a finite number,
     except in ``categorical`` columns (text). Errors name ``key``, the source, the rows and the columns;
     one with a missing cell ends with ``missing_hint`` (by default, how ``missing: drop`` leaves its row
     out)."""
@@ -90,7 +106,7 @@ def read_columns(
             raise TableError(f"{where}: {source.name} has no column {absent[0]!r}; it has {', '.join(header)}")
     wanted = list(dict.fromkeys(name for names in columns.values() for name in names))
     try:
-        return _gathered(source, key, wanted, categorical, missing, missing_hint)
+        return _gathered(source, key, wanted, categorical, missing, missing_hint, dtype)
     except ConversionFailed:  # a cell that is no number: every cell of every column looked at as text
         try:
             arrow = source.read_text(wanted)
@@ -98,24 +114,32 @@ def read_columns(
             raise TableError(f"{key}: {error}") from None
     if arrow.num_rows == 0:
         raise TableError(f"{key}: {source.name} has a header but no data rows")
-    checked = {name: check_column(source, key, name, arrow.column(name), name in categorical) for name in wanted}
+    checked = {name: check_column(source, key, name, arrow.column(name), name in categorical, dtype) for name in wanted}
     return _kept(source, key, checked, arrow.num_rows, missing, missing_hint)
 
 
 def _gathered(
-    source: Source, key: str, wanted: list[str], categorical: frozenset[str], missing: Missing, missing_hint: str
+    source: Source,
+    key: str,
+    wanted: list[str],
+    categorical: frozenset[str],
+    missing: Missing,
+    missing_hint: str,
+    dtype: type,
 ) -> Table:
-    """The columns read a batch at a time, each batch checked and its numbers copied into one float32
+    """The columns read a batch at a time, each batch checked and its numbers copied into one ``dtype``
     block (columns, rows) sized from the table's row count (a CSV's estimated from its first bytes),
     so that the table is never held twice: the block and one batch."""
     numbers = [name for name in wanted if name not in categorical]
     capacity = source.count() or source.estimate()
-    block = np.empty((len(numbers), capacity), dtype=np.float32)
+    block = np.empty((len(numbers), capacity), dtype=dtype)
     texts: dict[str, list] = {name: [] for name in categorical if name in wanted}
     gaps, shown, count, missing_named, at = [], [], 0, False, 0
-    for part in _keyed(source.batches(wanted, categorical), key):
+    for part in _keyed(source.batches(wanted, categorical, dtype), key):
         n = part.num_rows
-        checked = {name: check_column(source, key, name, part.column(name), name in categorical) for name in wanted}
+        checked = {
+            name: check_column(source, key, name, part.column(name), name in categorical, dtype) for name in wanted
+        }
         bad = bad_cells(checked, missing)
         if bad:
             count += len(bad)
@@ -187,8 +211,11 @@ class Column:
     quoted: bool = True
 
 
-def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, categorical: bool) -> Column:
-    """One column's values, its missing cells and its other bad cells, found from its buffers."""
+def check_column(
+    source: Source, key: str, name: str, array: pa.ChunkedArray, categorical: bool, dtype: type = np.float32
+) -> Column:
+    """One column's values (numbers as ``dtype``), its missing cells and its other bad cells, found from
+    its buffers."""
     kind = array.type
     if pa.types.is_dictionary(kind):  # a pandas category column: its values
         array, kind = array.cast(kind.value_type), kind.value_type
@@ -198,7 +225,7 @@ def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, ca
         gap = pc.or_kleene(pc.is_null(stripped), pc.is_in(pc.utf8_lower(stripped), pa.array(MISSING)))
         return Column(stripped, np.asarray(gap.fill_null(True)), cells=array, quoted=text is array)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _numbers_from_text(array)
+        return _numbers_from_text(array, dtype)
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
             or pa.types.is_decimal(kind) or pa.types.is_null(kind)):  # fmt: skip
         raise TableError(
@@ -206,7 +233,7 @@ def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, ca
             " to take its values as categories"
         )
     # Kept as Arrow's chunks (no copy); the masks from each chunk's values, nulls read as NaN.
-    values = pc.cast(array, pa.float32(), safe=False)
+    values = pc.cast(array, pa.from_numpy_dtype(dtype), safe=False)
     values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
     views = [chunk.to_numpy(zero_copy_only=False) for chunk in values.chunks]
     gap = np.concatenate([np.isnan(v) for v in views]) if views else np.zeros(0, dtype=bool)
@@ -215,14 +242,14 @@ def check_column(source: Source, key: str, name: str, array: pa.ChunkedArray, ca
     return Column(values, gap, dict.fromkeys(infinite.tolist(), "is not a finite number"), typed, quoted=False)
 
 
-def _numbers_from_text(array: pa.ChunkedArray) -> Column:
+def _numbers_from_text(array: pa.ChunkedArray, dtype: type) -> Column:
     """A column of text that should be numbers: the slow path, taken only when a cell did not convert."""
     stripped = pc.utf8_trim_whitespace(array)
     gap = np.asarray(
         pc.or_kleene(pc.is_null(stripped), pc.is_in(pc.utf8_lower(stripped), pa.array(MISSING))).fill_null(True)
     )
     cells = stripped.to_numpy(zero_copy_only=False)
-    values = np.full(len(cells), np.nan, dtype=np.float32)
+    values = np.full(len(cells), np.nan, dtype=dtype)
     bad = {}
     for row in np.flatnonzero(~gap).tolist():
         try:

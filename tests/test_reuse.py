@@ -96,10 +96,12 @@ def test_a_run_in_float64_loads_in_float64_and_predicts_as_the_run_did(train, st
     with torch.no_grad():
         predicted = model(x)
         from_table = model.table({name: table[:, i] for i, name in enumerate(["x1", "x2", "x3"])})
+        exact = model(torch.tensor(table[:, :3]))  # the run read the file in float64: every digit
     assert predicted.dtype == from_table.dtype == torch.float64
-    y = table[:, 3].astype(np.float32).astype(np.float64)  # as the run read it
-    # Standardized in float64 by the run and by the loaded model alike.
-    assert float(np.mean((predicted.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=1e-12)
+    # Standardized in float64 by the run and by the loaded model alike; the table read in float64 too.
+    y = table[:, 3]
+    assert float(np.mean((exact.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=1e-12)
+    assert float(np.mean((from_table.numpy() - y) ** 2)) == pytest.approx(run.summary["final_loss"], rel=1e-12)
     assert torch.allclose(predicted, from_table, rtol=1e-6)
 
 

@@ -98,6 +98,44 @@ def test_in_float64_a_table_run_is_numpys_to_its_rounding(tmp_path, chunk_rows):
     )
 
 
+EXACT = [16777217.0, 16777219.0, 100000001.0, 0.1]  # float32 makes these 16777216, 16777220, 1e8, 0.1000000015
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["csv", "parquet", "parquet streamed", "feather", "npy", "npy streamed", "dataframe"],
+)
+def test_under_64_true_a_table_is_read_in_float64_every_digit_kept(tmp_path, kind):
+    """Before: read into float32 first, then converted: the run trained on 16777216 for 16777217."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    y = np.resize(EXACT, 40) + np.arange(40) * 1e-3
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": y})
+    path = tmp_path / f"t.{kind.split()[0]}"
+    if kind == "csv":
+        frame.to_csv(path, index=False, float_format="%.17g")
+    elif kind.startswith("parquet"):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=16)
+    elif kind == "feather":
+        frame.to_feather(path)
+    elif kind.startswith("npy"):
+        np.save(path, frame.to_records(index=False))  # a structured array: its fields are the columns
+    flags = ["--data.init_args.x=[x1, x2]", "--data.init_args.y=y",
+             "--trainer.precision=64-true", f"--trainer.logger.init_args.save_dir={tmp_path}",
+             f"--trainer.max_steps={STEPS}", f"--model.learning_rate={RATE}"]  # fmt: skip
+    if kind.endswith("streamed"):
+        flags.append("--data.init_args.chunk_rows=16")
+    if kind == "dataframe":
+        run = gd_torch.fit(CSV_CONFIG, *flags, data=frame)
+    else:
+        run = gd_torch.fit(CSV_CONFIG, f"--data.init_args.path={path}", *flags)
+    assert run.exit_code == 0
+    losses, params = numpy_descent(x, y, STEPS, RATE)
+    error = x @ params[:2] + params[2] - y
+    assert run.summary["final_loss"] == pytest.approx(np.mean(error**2), rel=1e-13)
+    assert [*run.summary["params"]["weight"], run.summary["params"]["bias"]] == pytest.approx(params, rel=1e-12)
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("batch_size", ["null", "64"])
 def test_a_streamed_run_on_cuda_is_the_cpu_run(tmp_path, batch_size):
