@@ -192,3 +192,21 @@ def test_every_block_is_run_or_shown_and_every_config_parses(page):
     collected = sum(1 for _ in SYBIL.parse(page).examples())
     skipped = len(re.findall(r"<!-- skip: next", page.read_text()))  # a skip is an example of its own
     assert collected - skipped == sum(language in RUN for _, language, _ in blocks), page.name
+
+
+@pytest.mark.parametrize(
+    ("shown", "printed", "same"),
+    [
+        ("final loss: 0.0167823 (at the final parameters)", "final loss: 0.0167824 (at the final parameters)", True),
+        ("test 264.435 mae 13.3843", "test 264.436 mae 13.3844", True),  # float32 sums in another order
+        ("final loss: 0.0167823", "final loss: 0.0161065", False),  # another result, not another rounding
+        ("Done: 86 steps (converged)", "Done: 87 steps (converged)", False),  # integers are exact
+        ("Step 0 | b = 9.1000 ... Done: 30 steps", "Step 0 | b = 9.1000 | loss = 405.00 Done: 30 steps", True),
+        ("b = 9.1000 ...", "b = 9.1100 and more", False),
+        ("weight = [1.54195, -1.99981] ...", "weight = [1.54195, 1.99981] (learned)", False),  # the sign is the value's
+        ("eigenvalue 1.5e-06", "eigenvalue 1.6e-06", True),
+        ("runs/article/version_0", "runs/article/version_1", False),
+    ],
+)
+def test_a_page_shows_a_float_to_the_digits_the_computation_guarantees(shown, printed, same):
+    assert shows(shown, printed) is same
