@@ -124,6 +124,7 @@ class StreamedTable:
                 f"{key}: {source.name} has no rows left once the {self.total} with a missing cell are dropped"
             )
         self.codes: np.ndarray | None = None  # the split of each kept row (set_split), or split_code for all
+        self._piece_counts: dict[int, list[int]] = {}  # each split's rows per piece, once the split is set
 
     @property
     def _checked_rows(self) -> int:
@@ -159,6 +160,7 @@ class StreamedTable:
     def set_split(self, codes: torch.Tensor | None) -> None:
         """The split of each kept row (PointData.split_codes of ``self.rows``); None: all in training."""
         self.codes = codes.numpy() if codes is not None else None
+        self._piece_counts = {}
 
     def kept_rows(self, rows: Rows, columns: dict) -> np.ndarray:
         """Which of a chunk's rows (positions in it) are kept: those without a missing cell under drop."""
@@ -240,14 +242,17 @@ class StreamedTable:
         return int((self.codes == code).sum())
 
     def piece_counts(self, code: int) -> list[int]:
-        """How many rows of the split each piece holds (rows dropped or of other splits not counted)."""
-        counts = []
-        for piece in self.pieces:
-            rows = np.arange(piece.start, piece.start + piece.rows)
-            if len(self.dropped):
-                rows = rows[~np.isin(rows, self.dropped)]
-            counts.append(int((self.codes_of(rows) == code).sum()))
-        return counts
+        """How many rows of the split each piece holds (rows dropped or of other splits not counted),
+        counted once: the loader, the step's bound and each process's share all ask."""
+        if code not in self._piece_counts:
+            counts = []
+            for piece in self.pieces:
+                rows = np.arange(piece.start, piece.start + piece.rows)
+                if len(self.dropped):
+                    rows = rows[~np.isin(rows, self.dropped)]
+                counts.append(int((self.codes_of(rows) == code).sum()))
+            self._piece_counts[code] = counts
+        return self._piece_counts[code]
 
     def chunks(
         self, pieces: list[Piece], code: int, schema: Schema, mean: torch.Tensor | None, std: torch.Tensor | None,

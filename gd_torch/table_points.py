@@ -17,7 +17,7 @@ import torch
 
 from gd_torch.batches import Batch
 from gd_torch.data import SPLITS, Features, PointData
-from gd_torch.pieces import shards
+from gd_torch.pieces import Piece, shards
 from gd_torch.schema import Schema, learn_categories, tensor_of
 from gd_torch.sources import Source, file_source, memory_source
 from gd_torch.splits import Split, converted_dtype
@@ -206,21 +206,24 @@ class TablePoints(PointData):
         found = {name: self._streamed_split(name) for name in SPLITS}
         return {name: Streamed(*where, self, device) for name, where in found.items() if where is not None}
 
-    def _shard(self, name: str, world: int | None = None) -> tuple[Streamed, list[int]]:
-        """This process's share of a streamed split (contiguous pieces), and every process's row count
-        (over ``world`` processes: the trainer's by default)."""
+    def _shard(self, name: str) -> tuple[Streamed, list[int]]:
+        """This process's share of a streamed split (contiguous pieces), and every process's row count."""
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         table, code = self._streamed_split(name)
-        rank, processes = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        world = world or processes
+        blocks, rows = self._shared_out(name, world)
+        return Streamed(table, code, self, self.device, pieces=blocks[rank]), rows
+
+    def _shared_out(self, name: str, world: int) -> tuple[list[list[Piece]], list[int]]:
+        """A streamed split's pieces in ``world`` contiguous blocks, and the rows of the split in each."""
+        table, code = self._streamed_split(name)
         counts = table.piece_counts(code)
         blocks = shards(table.pieces, counts, world)
         at = {id(piece): count for piece, count in zip(table.pieces, counts, strict=True)}
-        rows = [sum(at[id(piece)] for piece in block) for block in blocks]
-        return Streamed(table, code, self, self.device, pieces=blocks[min(rank, world - 1)]), rows
+        return blocks, [sum(at[id(piece)] for piece in block) for block in blocks]
 
     def shares(self, world: int) -> list[int]:
         """A streamed split is shared out by whole pieces (row groups), which need not divide evenly."""
-        return self._shard("train", world)[1] if self.streams else super().shares(world)
+        return self._shared_out("train", world)[1] if self.streams else super().shares(world)
 
     def train_dataloader(self):
         if not self.streams:
