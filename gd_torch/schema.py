@@ -154,6 +154,11 @@ def _rows_of_one_block(columns: list, dtype: type) -> np.ndarray | None:
     return np.lib.stride_tricks.as_strided(first, shape=(len(columns), len(first)), strides=(stride, size))
 
 
+def torch_dtype(dtype: type) -> torch.dtype:
+    """The torch dtype of a NumPy one (np.float32: torch.float32)."""
+    return torch.from_numpy(np.empty(0, dtype)).dtype
+
+
 def tensor_of(
     columns: list, device: torch.device, rows: np.ndarray | None = None, dtype: type = np.float32
 ) -> torch.Tensor:

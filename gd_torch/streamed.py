@@ -8,9 +8,9 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
+from gd_torch.schema import torch_dtype
 from gd_torch.splits import Split, chosen_points, converter, gathered
 from gd_torch.streams import StreamedTable
 
@@ -32,7 +32,7 @@ class Streamed(Split):
             (None, None) if features.mean is None else (features.mean.to(self.device), features.std.to(self.device))
         )
         # Standardized in place, in the chunk's own block, when the statistics are in its dtype.
-        in_block = mean is not None and mean.dtype == torch.from_numpy(np.empty(0, self.table.dtype)).dtype
+        in_block = mean is not None and mean.dtype == torch_dtype(self.table.dtype)
         chunks = self.table.chunks(
             self.pieces, self.code, self.data.schema, *((mean, std) if in_block else (None, None)), self.device
         )

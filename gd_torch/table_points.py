@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import pyarrow as pa
 import torch
 
 from gd_torch.batches import Batch
 from gd_torch.data import SPLITS, Features, PointData
 from gd_torch.pieces import Piece, shards
-from gd_torch.schema import Schema, learn_categories, tensor_of
+from gd_torch.schema import Schema, learn_categories, tensor_of, torch_dtype
 from gd_torch.sources import Source, file_source, memory_source
 from gd_torch.splits import Split, converted_dtype
 from gd_torch.streamed import EveryStep, OnePass, StreamBatches, Streamed
@@ -150,7 +149,7 @@ class TablePoints(PointData):
         self.features = Features(self.schema.feature_names)
         if self.standardize:  # in the blocks' dtype, as a chunk is standardized in its block; float64 kept
             self._statistics64 = self._streamed_statistics(mean, std)
-            dtype = torch.from_numpy(np.empty(0, self.dtype)).dtype
+            dtype = torch_dtype(self.dtype)
             self.features.mean, self.features.std = (value.to(dtype) for value in self._statistics64)
 
     def _streamed_statistics(self, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
