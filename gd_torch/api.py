@@ -46,13 +46,13 @@ def load_run(
     Raises :class:`ConfigError` when there is no such run or checkpoint, or its model is refused.
     """
     from gd_torch.module import GradientDescent  # Lightning: imported when a run is loaded
-    from gd_torch.rebuild import model_of, module_arguments, read_checkpoint
+    from gd_torch.rebuild import model_of, module_arguments, saved_run
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"run_dir: {run_dir} is not a run directory (it has no config.yaml)")
     path = checkpoint_path(run_dir, checkpoint)
-    saved = read_checkpoint(path)
+    saved = saved_run(path)
     model = model if model is not None else model_of(saved, allow)
     try:
         module = GradientDescent(model, **module_arguments(saved))

@@ -9,6 +9,8 @@ only strings, and strings are enough. So the model is built here instead, by one
 its class and every value have been checked; nothing the file names is imported or called before.
 """
 
+import pickle
+import re
 import sys
 from collections.abc import Iterable
 from importlib import import_module
@@ -34,12 +36,28 @@ HOW_TO_ALLOW = (
 Allowed = Iterable["str | type[nn.Module]"]
 
 
-def read_checkpoint(path: Any) -> dict:
-    """The checkpoint as data: tensors and plain values only (``weights_only``), on the CPU."""
+def read_checkpoint(path: Any, key: str) -> Any:
+    """What a checkpoint file holds, read as data: tensors and plain values only (``weights_only``), on the
+    CPU. A file that carries code, or is none that torch can read, is a :class:`ConfigError` naming ``key``."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # carries code to run, or is not a checkpoint at all
-        raise ConfigError(f"checkpoint: cannot load {path}: {one_line(str(error))}") from None
+        # Unpickling runs any code a file carries; a Lightning checkpoint holds tensors and plain values only.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        carried = re.search(r"GLOBAL (\S+)", str(error))  # it carries something to call: refused, nothing run
+        if carried is None:  # junk, or a truncated file
+            raise ConfigError(f"{key}: {path} cannot be read as a checkpoint: {one_line(str(error))}") from None
+        raise ConfigError(
+            f"{key}: {path} is refused: it carries code to run when it is read ({carried[1]}); a checkpoint is"
+            " read with torch.load(weights_only=True), tensors and plain values only, and nothing in it was run"
+        ) from None
+    except Exception as error:  # a file the installed versions cannot read
+        reason = one_line(str(error)) or type(error).__name__
+        raise ConfigError(f"{key}: {path} cannot be read as a checkpoint: {reason}") from None
+
+
+def saved_run(path: Any) -> dict:
+    """A run's checkpoint for ``load_run``, read as data (:func:`read_checkpoint`)."""
+    checkpoint = read_checkpoint(path, "checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ConfigError(f"checkpoint: {path} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint

@@ -3,8 +3,6 @@ run resumes from it: a file Lightning wrote, of this model (the same parameter n
 standardized or not alike) and of this optimizer. Said before anything is written, naming what does
 not fit."""
 
-import pickle
-import re
 from pathlib import Path
 
 import torch
@@ -12,7 +10,8 @@ import yaml
 from torch import nn
 
 from gd_torch.data import Features
-from gd_torch.errors import ConfigError, one_line
+from gd_torch.errors import ConfigError
+from gd_torch.rebuild import read_checkpoint
 from gd_torch.schema import Schema
 
 SGD = "torch.optim.SGD"
@@ -84,21 +83,7 @@ def check_checkpoint(
     and the optimizer of class path ``optimizer`` (None: SGD), its columns and categories as the data's
     ``schema`` has them. Returns the step it was saved at and the learning rate it trained at (None
     when not a number: ``auto`` resolved at its start, or a checkpoint without it)."""
-    try:
-        # weights_only: a checkpoint may come from anyone, and unpickling runs any code a file carries;
-        # a Lightning checkpoint of this project holds tensors and plain values only.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        carried = re.search(r"GLOBAL (\S+)", str(error))  # it carries something to call: refused, nothing run
-        if carried is None:  # junk, or a truncated file
-            raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {one_line(str(error))}") from None
-        raise ConfigError(
-            f"ckpt_path: {path} is refused: it carries code to run when it is read ({carried[1]}); a checkpoint is"
-            " read with torch.load(weights_only=True), tensors and plain values only, and nothing in it was run"
-        ) from None
-    except Exception as error:  # a file the installed versions cannot read
-        reason = one_line(str(error)) or type(error).__name__
-        raise ConfigError(f"ckpt_path: {path} cannot be read as a checkpoint: {reason}") from None
+    checkpoint = read_checkpoint(path, "ckpt_path")
     if not (isinstance(checkpoint, dict) and "state_dict" in checkpoint and "pytorch-lightning_version" in checkpoint):
         raise ConfigError(f"ckpt_path: {path} is not a Lightning checkpoint (no state_dict and version in it)")
     expected = {f"model.{name}": tuple(t.shape) for name, t in model.state_dict().items()}
