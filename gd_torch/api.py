@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from torch import nn
 
 from gd_torch.errors import ConfigError
 from gd_torch.models import Predictor
+from gd_torch.rebuild import model_of, module_arguments, read_checkpoint, saved_run
 
 
 def load_run(
@@ -46,7 +46,6 @@ def load_run(
     Raises :class:`ConfigError` when there is no such run or checkpoint, or its model is refused.
     """
     from gd_torch.module import GradientDescent  # Lightning: imported when a run is loaded
-    from gd_torch.rebuild import model_of, module_arguments, saved_run
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -77,7 +76,7 @@ def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
     if checkpoint == "last":
         return last
     # The monitoring ModelCheckpoint's state, as the final checkpoint recorded it.
-    states = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})  # runs no code from it
+    states = read_checkpoint(last, "checkpoint").get("callbacks", {})  # runs no code from it
     best = {key: state["best_model_path"] for key, state in states.items() if state.get("best_model_path")}
     if len(best) != 1:
         found = "none" if not best else f"{len(best)}: {', '.join(best)}"
