@@ -101,8 +101,9 @@ def confine(state: dict[str, Any], callback: ModelCheckpoint) -> list[str]:
     """Keep the saved paths of a ModelCheckpoint's ``state`` that name a file directly in its directory
     (resolved, links followed; a directory that is itself a link keeps none), spelled as
     ``<dirpath>/<name>``. A ``last_model_path`` outside is dropped; a ranking (the best and top-k files)
-    naming any file outside starts anew, as the callback's own (not yet restored) values. Returns the
-    paths dropped."""
+    naming any file outside starts anew, as the callback's own (not yet restored) values. Only what
+    Lightning takes back is looked at (from another directory's state, the best path alone). Returns
+    the paths dropped."""
     directory = Path(callback.dirpath)
     real = None if directory.is_symlink() else directory.resolve()
 
@@ -112,6 +113,14 @@ def confine(state: dict[str, Any], callback: ModelCheckpoint) -> list[str]:
     def respelled(path: str) -> str:
         return str(directory / Path(path).name)
 
+    if state.get("dirpath", callback.dirpath) != callback.dirpath:
+        # Another directory's state (resumed into a new run directory): Lightning takes back only its
+        # best_model_path, which a top-1 ModelCheckpoint removes as it saves; the rest stays unread.
+        best = state.get("best_model_path")
+        if best and not inside(best):
+            state["best_model_path"] = ""
+            return [str(best)]
+        return []
     dropped = []
     last = state.get("last_model_path")
     if last and inside(last):

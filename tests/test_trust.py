@@ -178,3 +178,15 @@ def test_resuming_a_crafted_checkpoint_removes_no_file_outside_its_checkpoints(t
     assert line.startswith("Resuming: dropped 3 saved checkpoint paths outside the run's checkpoints/ (")
     assert escape in line
     assert (checkpoints / "last.ckpt").is_file()
+
+
+def test_resuming_into_a_new_run_directory_drops_nothing_lightning_would_keep(train, tmp_path):
+    """--ckpt_path FILE starts a new run directory: Lightning takes back none of the old directory's
+    paths but the best one. Before: its last.ckpt was said to be dropped, outside the new checkpoints/."""
+    first = train("--trainer.max_steps=5")
+    assert first.exit_code == 0, first.stderr
+    resumed = train(f"--ckpt_path={first.run_dir / 'checkpoints' / 'last.ckpt'}", "--trainer.max_steps=8")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "dropped" not in resumed.stdout
+    assert json.loads((resumed.run_dir / "summary.json").read_text())["steps"] == 8
+    assert (first.run_dir / "checkpoints" / "last.ckpt").is_file()
